@@ -1,0 +1,103 @@
+# otelcol-failover: build, generate, lint and test.
+# Every tool is built from a pinned Go module (tools/go.mod); nothing global is assumed
+# beyond Go, gcc and (for the local ClickHouse) npm.
+
+SHELL        := /usr/bin/env bash
+.SHELLFLAGS  := -eu -o pipefail -c
+ROOT         := $(CURDIR)
+BIN_DIR      := $(ROOT)/bin
+TOOLS_BIN    := $(ROOT)/.tools
+OCB          := $(TOOLS_BIN)/builder
+MDATAGEN     := $(TOOLS_BIN)/mdatagen
+COMPONENTS   := failovergroupexporter dlqroutingconnector
+DIST_DIR     := $(ROOT)/distribution/build
+COLLECTOR    := $(BIN_DIR)/otelcol-failover
+OTELCOL_VERSION := v0.155.0
+
+GIT_SHA      := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY    := $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo .dirty)
+VERSION      ?= 0.1.0-dev+$(GIT_SHA)$(GIT_DIRTY)
+
+GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: all deps build tools generate check-generate lint test test-unit devservers clean help
+
+all: build
+
+help:
+	@echo "make build          build bin/otelcol-failover with ocb (pinned)"
+	@echo "make test           lint, check generated code, build everything, run every test"
+	@echo "make lint           gofmt and go vet"
+	@echo "make generate       regenerate mdatagen code"
+	@echo "make devservers     build bin/devclickhouse and bin/devkafka"
+
+## System packages the build and tests need: gcc (cgo, race detector), npm
+## (fetches libchdb.so for the local ClickHouse), git. Installed with apt-get
+## when missing and running as root; otherwise say what to install.
+SYSTEM_TOOLS := gcc npm git
+deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing tools:$$missing (install them with your package manager)"; exit 1; fi; \
+	fi
+	@command -v go >/dev/null || { echo "Go is required (go.mod names the version)"; exit 1; }
+
+## Tools, pinned in tools/go.mod.
+tools: $(OCB) $(MDATAGEN)
+
+$(OCB): tools/go.mod tools/go.sum
+	cd tools && go build -o $@ go.opentelemetry.io/collector/cmd/builder
+
+$(MDATAGEN): tools/go.mod tools/go.sum
+	cd tools && go build -o $@ go.opentelemetry.io/collector/cmd/mdatagen
+
+## Distribution: ocb generates distribution/build (ignored) and we compile it
+## with the version stamped in, so `otelcol-failover --version` names the commit.
+## ocb's get-modules step (`go mod tidy`) is replaced by distribution/gomod.sh,
+## which says why.
+build: $(OCB)
+	@mkdir -p $(BIN_DIR) $(DIST_DIR)
+	sed -e 's|^  version: .*|  version: $(VERSION)|' builder-config.yaml > $(DIST_DIR)/.builder-config.yaml
+	$(OCB) --config $(DIST_DIR)/.builder-config.yaml --skip-compilation --skip-get-modules
+	distribution/gomod.sh write builder-config.yaml $(DIST_DIR) $(OTELCOL_VERSION)
+	cd $(DIST_DIR) && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(COLLECTOR) .
+	distribution/gomod.sh check builder-config.yaml $(DIST_DIR)
+	@$(COLLECTOR) --version
+
+## mdatagen output is committed (as in contrib) and checked for staleness.
+generate: $(MDATAGEN)
+	for c in $(COMPONENTS); do (cd $$c && $(MDATAGEN) metadata.yaml); done
+
+# Regenerates into a scratch copy and compares, so it works without git.
+check-generate: $(MDATAGEN)
+	@for c in $(COMPONENTS); do \
+	  tmp=$$(mktemp -d); cp -r $$c/. $$tmp/; \
+	  (cd $$tmp && $(MDATAGEN) metadata.yaml >/dev/null 2>&1) || { echo "mdatagen failed for $$c"; exit 1; }; \
+	  for f in $$(cd $$tmp && find . -path './internal/metadata/*' -o -name 'documentation.md' -o -name 'generated_*_test.go'); do \
+	    cmp -s $$tmp/$$f $$c/$$f || { echo "generated code is stale: $$c/$$f (run 'make generate')"; rm -rf $$tmp; exit 1; }; \
+	  done; rm -rf $$tmp; \
+	done; echo "generated code is up to date"
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './distribution/build/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	$(MAKE) -C devservers vet
+
+devservers:
+	$(MAKE) -C devservers all BIN_DIR=$(BIN_DIR)
+
+## Everything, as CI runs it. Builds the collector and the local servers first:
+## the distribution and end-to-end tests run the real binaries.
+test: deps lint check-generate build devservers
+	go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) -C devservers test BIN_DIR=$(BIN_DIR)
+
+test-unit:
+	go test $(GO_TEST_FLAGS) ./failovergroupexporter/... ./dlqroutingconnector/... ./internal/...
+
+clean:
+	rm -rf $(BIN_DIR) $(TOOLS_BIN) $(DIST_DIR)
+	-$(MAKE) -C devservers clean
