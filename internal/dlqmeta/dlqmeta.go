@@ -1,0 +1,71 @@
+// Package dlqmeta defines the client-metadata keys that the failover_group
+// exporter stamps on data it hands to a fallback (dead-letter) member, and that
+// the dlq_routing connector and the loop guard read back.
+//
+// The keys are a public contract: the kafka exporter's include_metadata_keys
+// turns them into Kafka record headers, and the kafka receiver turns record
+// headers back into client metadata, so they survive the round trip through
+// the DLQ topic. Client metadata keys are lower case.
+package dlqmeta // import "github.com/otelfailover/otelcol-failover/internal/dlqmeta"
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/client"
+)
+
+const (
+	// KeyGroup names the failover_group that parked the data, e.g.
+	// "failover_group/ingest". Its presence marks data as dead-lettered; the
+	// loop guard and dlq_routing's header match rely on it.
+	KeyGroup = "otelcol-failover-group"
+	// KeyFailedMember is the member that did not take the data, e.g.
+	// "clickhouse/live".
+	KeyFailedMember = "otelcol-failover-failed-member"
+	// KeyReason is "<class>:<token>" for why that member did not take it,
+	// e.g. "transient:connection_refused", "transient:breaker_open",
+	// "permanent:clickhouse_469".
+	KeyReason = "otelcol-failover-reason"
+	// KeyTime is when the group failed the data over, RFC 3339 with
+	// nanoseconds, UTC.
+	KeyTime = "otelcol-failover-time"
+)
+
+// Keys lists every key the group stamps, for include_metadata_keys.
+var Keys = []string{KeyGroup, KeyFailedMember, KeyReason, KeyTime}
+
+// Stamp describes one failover.
+type Stamp struct {
+	Group        string
+	FailedMember string
+	Reason       string
+	Time         time.Time
+}
+
+// IsDeadLettered reports whether the client metadata in ctx says the data has
+// already been through a DLQ (it carries the group stamp).
+func IsDeadLettered(ctx context.Context) bool {
+	return len(client.FromContext(ctx).Metadata.Get(KeyGroup)) > 0
+}
+
+// WithStamp returns a context whose client metadata holds the existing keys
+// plus the stamp (replacing an earlier stamp's values). Client metadata has
+// no setter, so the map is rebuilt; this runs only on the failover path,
+// never on the healthy one, and keeps its allocations few: the four values
+// share one backing array.
+func WithStamp(ctx context.Context, s Stamp) context.Context {
+	info := client.FromContext(ctx)
+	md := make(map[string][]string, 8)
+	for k := range info.Metadata.Keys() {
+		md[k] = info.Metadata.Get(k)
+	}
+	vals := [...]string{s.Group, s.FailedMember, s.Reason, s.Time.UTC().Format(time.RFC3339Nano)}
+	backing := vals[:]
+	md[KeyGroup] = backing[0:1:1]
+	md[KeyFailedMember] = backing[1:2:2]
+	md[KeyReason] = backing[2:3:3]
+	md[KeyTime] = backing[3:4:4]
+	info.Metadata = client.NewMetadata(md)
+	return client.NewContext(ctx, info)
+}

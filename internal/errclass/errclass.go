@@ -1,0 +1,152 @@
+// Package errclass decides whether an export error means "the destination is
+// unavailable, try elsewhere or later" (Transient) or "this data will never be
+// accepted" (Permanent).
+//
+// It is the single classifier shared by the failover_group exporter (which
+// charges a member's circuit breaker only for transient errors) and the
+// dlq_routing connector (which sends permanently rejected replay data to the
+// poison pipelines). The contrib exporters rarely mark their errors: the
+// clickhouse exporter marks nothing permanent, so ClickHouse server exception
+// codes are read here.
+package errclass // import "github.com/otelfailover/otelcol-failover/internal/errclass"
+
+import (
+	"context"
+	"errors"
+	"net"
+	"regexp"
+	"strconv"
+	"syscall"
+
+	chproto "github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Class is the verdict on an export error.
+type Class uint8
+
+const (
+	// Transient errors mean the destination could not take the data now:
+	// connection refused, timeouts, overload. The data is fine; it may
+	// succeed elsewhere or later.
+	Transient Class = iota
+	// Permanent errors mean the destination rejected the data itself:
+	// it does not parse, violates a constraint, is too large. Sending it
+	// again to the same destination will fail again.
+	Permanent
+)
+
+func (c Class) String() string {
+	if c == Permanent {
+		return "permanent"
+	}
+	return "transient"
+}
+
+// Verdict is the class of an error and a short, stable reason token suitable
+// for metric attributes and DLQ headers (never the full error text, which may
+// carry hostnames or user data).
+type Verdict struct {
+	Class  Class
+	Reason string
+}
+
+// Classify returns the verdict for a non-nil export error. Specific knowledge
+// comes first (deadlines, network errors, ClickHouse exception codes, OTLP
+// status codes) and the generic consumererror permanent mark last, so that for
+// example an OTLP exporter's permanent-marked "Unauthenticated" is treated as
+// the member being unusable rather than the data being bad. Anything unknown is
+// Transient: parking data we do not understand is safer than dropping it.
+func Classify(err error) Verdict {
+	switch {
+	case err == nil:
+		return Verdict{Class: Transient, Reason: "none"}
+	case errors.Is(err, context.DeadlineExceeded):
+		return Verdict{Class: Transient, Reason: "timeout"}
+	case errors.Is(err, context.Canceled):
+		return Verdict{Class: Transient, Reason: "canceled"}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return Verdict{Class: Transient, Reason: "connection_refused"}
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return Verdict{Class: Transient, Reason: "connection_reset"}
+	}
+
+	if code, ok := clickHouseCode(err); ok {
+		return classifyClickHouse(code)
+	}
+	if st, ok := grpcStatus(err); ok {
+		return classifyGRPC(st.Code())
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		if netErr.Timeout() {
+			return Verdict{Class: Transient, Reason: "timeout"}
+		}
+		return Verdict{Class: Transient, Reason: "network"}
+	}
+	if consumererror.IsPermanent(err) {
+		return Verdict{Class: Permanent, Reason: "permanent"}
+	}
+	var ce *consumererror.Error
+	if errors.As(err, &ce) && ce.IsRetryable() {
+		return Verdict{Class: Transient, Reason: "retryable"}
+	}
+	return Verdict{Class: Transient, Reason: "error"}
+}
+
+// IsPermanent is shorthand for Classify(err).Class == Permanent.
+func IsPermanent(err error) bool {
+	return err != nil && Classify(err).Class == Permanent
+}
+
+// grpcStatus finds a gRPC status anywhere in the chain. status.FromError only
+// looks at the outermost GRPCStatus implementation it can unwrap to, which is
+// what the OTLP gRPC exporter returns (wrapped in consumererror).
+func grpcStatus(err error) (*status.Status, bool) {
+	var withStatus interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &withStatus) {
+		return nil, false
+	}
+	st := withStatus.GRPCStatus()
+	if st == nil || st.Code() == codes.OK || st.Code() == codes.Unknown {
+		return nil, false
+	}
+	return st, true
+}
+
+func classifyGRPC(code codes.Code) Verdict {
+	reason := "grpc_" + code.String()
+	switch code {
+	case codes.InvalidArgument, codes.OutOfRange:
+		// The server parsed the request and refused its content.
+		return Verdict{Class: Permanent, Reason: reason}
+	default:
+		// Unavailable, ResourceExhausted, DeadlineExceeded, Aborted are
+		// outages; Unauthenticated, PermissionDenied, NotFound, Unimplemented
+		// mean this destination is misconfigured, not that the data is bad.
+		return Verdict{Class: Transient, Reason: reason}
+	}
+}
+
+// exceptionCode matches the "Code: 469. DB::Exception: ..." text that the
+// ClickHouse HTTP interface returns as the error body, which clickhouse-go
+// reports as `[HTTP 500] response body: "Code: 469. ..."`.
+var exceptionCode = regexp.MustCompile(`\bCode: (\d+)\. DB::Exception`)
+
+func clickHouseCode(err error) (int32, bool) {
+	var ex *chproto.Exception
+	if errors.As(err, &ex) {
+		return ex.Code, true
+	}
+	m := exceptionCode.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0, false
+	}
+	code, convErr := strconv.ParseInt(m[1], 10, 32)
+	if convErr != nil {
+		return 0, false
+	}
+	return int32(code), true
+}
