@@ -1,0 +1,222 @@
+package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+
+	"github.com/otelfailover/otelcol-failover/internal/dlqmeta"
+	"github.com/otelfailover/otelcol-failover/internal/errclass"
+)
+
+// miss records why a member did not take the data; the next member's DLQ
+// stamp says so.
+type miss struct {
+	member string
+	reason string
+}
+
+// attemptFailure is one member's miss as the upstream error will name it.
+// It is turned into text only when no member took the data, so a failover
+// that succeeds formats nothing.
+type attemptFailure struct {
+	index    int
+	id       component.ID
+	notTried bool
+	err      error // the member's error, or why it was not tried
+}
+
+func (f attemptFailure) error() error {
+	if f.notTried {
+		return fmt.Errorf("members[%d] %s: not tried: %w", f.index, f.id, f.err)
+	}
+	return fmt.Errorf("members[%d] %s: %w", f.index, f.id, f.err)
+}
+
+// Why a member was passed by, as the upstream error says it.
+var (
+	errBreakerOpen = errors.New("circuit breaker open")
+	errUnavailable = errors.New("not started (its start failed or is still in progress; it is retried in the background)")
+	errLoopGuard   = errors.New("the data was replayed from a dead-letter queue and must not be written to one again (loop guard); it fails so that its source retries later")
+	skipErrors     = [numSkipReasons]error{errBreakerOpen, errUnavailable, errLoopGuard}
+	// skipStampReasons are the DLQ reason values of skipped members.
+	skipStampReasons = [numSkipReasons]string{"transient:breaker_open", "transient:unavailable", "transient:loop_guard"}
+)
+
+func noCancel() {}
+
+// push is the failover decision, the one place where it is made. Members are
+// tried in order. A member is passed by without I/O when its breaker is open,
+// when it is not started, or (loop guard) when the data came from a DLQ and
+// the member is a DLQ. Otherwise it gets an attempt bounded by
+// attempt_timeout; what it does not accept (all of the batch, or the failed
+// part of a partial success) moves on to the next member, stamped with DLQ
+// metadata. Only when no member is left does an error go back upstream.
+//
+// The healthy path (first member admits and accepts) allocates nothing of
+// its own when the member bounds its calls itself (see enforcesTimeout).
+func (g *group[T]) push(ctx context.Context, data T) error {
+	replayed := dlqmeta.IsDeadLettered(ctx)
+	var (
+		failBuf       [4]attemptFailure
+		failures      = failBuf[:0]
+		last          miss
+		missed        bool // last holds a miss
+		onlyPermanent = true  // every failure so far was the data's fault
+		delivered     bool    // some part was accepted by a member
+	)
+	for i, m := range g.members {
+		hasNext := i < len(g.members)-1
+		skip := func(r skipReason) {
+			m.tel.skipped(ctx, r)
+			if hasNext {
+				m.tel.failover(ctx)
+			}
+			onlyPermanent = false
+			failures = append(failures, attemptFailure{index: i, id: m.id, notTried: true, err: skipErrors[r]})
+			last, missed = miss{member: m.idStr, reason: skipStampReasons[r]}, true
+		}
+
+		if replayed && m.isDLQ {
+			skip(skipLoopGuard)
+			continue
+		}
+		gen, ok := m.breaker.allow() // closed: one atomic load; open: plus a clock read
+		if !ok {
+			skip(skipBreakerOpen)
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			m.breaker.record(gen, verdictNeutral)
+			failures = append(failures, attemptFailure{index: i, id: m.id, notTried: true, err: err})
+			onlyPermanent = false
+			break
+		}
+
+		attemptCtx := ctx
+		if missed {
+			attemptCtx = g.stamp(ctx, last)
+		}
+		in := m.ready.Load()
+		cancel := noCancel
+		if in == nil || !m.enforcesTimeout {
+			// The group's own deadline. Not needed when the started member
+			// bounds the call itself within attempt_timeout: then its
+			// exporterhelper timeout is the attempt deadline.
+			attemptCtx, cancel = g.withAttemptDeadline(attemptCtx)
+		}
+		if in == nil {
+			in = m.acquire(attemptCtx)
+		}
+		if in == nil {
+			cancel()
+			m.breaker.record(gen, verdictNeutral)
+			skip(skipUnavailable)
+			continue
+		}
+
+		toSend := data
+		if in.mutates && hasNext {
+			// The member may change the batch; the next member must get it
+			// as it was. Only mutating members pay for this copy.
+			toSend = g.sig.clone(data)
+		}
+		began := time.Now()
+		err := in.consume(attemptCtx, toSend)
+		took := time.Since(began)
+		cancel()
+
+		if err == nil {
+			m.breaker.record(gen, verdictSuccess)
+			m.tel.attempt(ctx, outcomeSuccess, took)
+			m.tel.delivered(ctx, g.sig.items(data))
+			return nil
+		}
+
+		callerGaveUp := ctx.Err() != nil
+		v := errclass.Classify(err)
+		failedPart, partial := g.sig.failedPart(err)
+		switch {
+		case callerGaveUp:
+			// Not the member's fault: the caller's own deadline ended.
+			m.breaker.record(gen, verdictNeutral)
+		case v.Class == errclass.Permanent:
+			m.breaker.record(gen, verdictNeutral)
+		default:
+			m.breaker.record(gen, verdictFailure)
+		}
+		o := outcomeTransient
+		switch {
+		case partial:
+			o = outcomePartial
+		case v.Class == errclass.Permanent:
+			o = outcomePermanent
+		}
+		m.tel.attempt(ctx, o, took)
+		if partial {
+			m.tel.delivered(ctx, g.sig.items(data)-g.sig.items(failedPart))
+			data = failedPart
+			delivered = true
+		}
+		failures = append(failures, attemptFailure{index: i, id: m.id, err: err})
+		if callerGaveUp {
+			onlyPermanent = false
+			break
+		}
+		if v.Class == errclass.Permanent && g.cfg.OnPermanentError == PermanentErrorReturn {
+			return g.exhausted(ctx, data, delivered, true, failures)
+		}
+		if v.Class != errclass.Permanent {
+			onlyPermanent = false
+		}
+		last, missed = miss{member: m.idStr, reason: v.Class.String() + ":" + v.Reason}, true
+		if hasNext {
+			m.tel.failover(ctx)
+		}
+	}
+	return g.exhausted(ctx, data, delivered, onlyPermanent, failures)
+}
+
+// stamp adds the DLQ metadata saying which member missed and why.
+func (g *group[T]) stamp(ctx context.Context, last miss) context.Context {
+	return dlqmeta.WithStamp(ctx, dlqmeta.Stamp{
+		Group:        g.idStr,
+		FailedMember: last.member,
+		Reason:       last.reason,
+		Time:         time.Now(),
+	})
+}
+
+// withAttemptDeadline bounds one attempt by attempt_timeout, unless the
+// caller's own deadline comes sooner.
+func (g *group[T]) withAttemptDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= g.cfg.AttemptTimeout {
+		return ctx, noCancel
+	}
+	return context.WithTimeout(ctx, g.cfg.AttemptTimeout)
+}
+
+// exhausted builds the one error that goes upstream when no member took
+// (all of) the data. It names every member's failure. It is permanent only
+// when every member refused the data as bad; it carries the failed part when
+// some part was delivered, so an upstream retry resends only that.
+func (g *group[T]) exhausted(ctx context.Context, data T, delivered, permanent bool, failures []attemptFailure) error {
+	g.tb.FailoverGroupExhaustedBatches.Add(ctx, 1)
+	g.tb.FailoverGroupExhaustedItems.Add(ctx, int64(g.sig.items(data)))
+	errs := make([]error, len(failures))
+	for i, f := range failures {
+		errs[i] = f.error()
+	}
+	err := fmt.Errorf("%s: no member accepted the data: %w", g.id, errors.Join(errs...))
+	if permanent && len(failures) > 0 {
+		err = consumererror.NewPermanent(err)
+	}
+	if delivered {
+		err = g.sig.withFailedPart(err, data)
+	}
+	return err
+}

@@ -1,0 +1,216 @@
+package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/exporter"
+	"go.uber.org/zap"
+
+	"github.com/otelfailover/otelcol-failover/failovergroupexporter/internal/metadata"
+)
+
+var kafkaType = component.MustNewType("kafka")
+
+// group is one failover_group instance for one signal.
+type group[T any] struct {
+	id      component.ID
+	idStr   string // id.String(), built once for DLQ stamps
+	cfg     *Config
+	sig     signal[T]
+	members []*groupMember[T]
+	tb      *metadata.TelemetryBuilder
+	logger  *zap.Logger
+	mutates bool
+
+	statusMu   sync.Mutex
+	host       component.Host
+	lastStatus string
+}
+
+// groupMember is a member plus its telemetry and the instance created with
+// the group (started in Start).
+type groupMember[T any] struct {
+	*member[T]
+	idStr string // id.String(), built once for DLQ stamps
+	// enforcesTimeout: the member bounds each call itself within
+	// attempt_timeout (see enforcesTimeout), so a started member needs no
+	// deadline of the group's.
+	enforcesTimeout bool
+	tel             *memberTelemetry
+	first           *instance[T]
+	stateMu         sync.Mutex // serialises publishState
+}
+
+func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, sig signal[T]) (*group[T], error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	g := &group[T]{id: set.ID, idStr: set.ID.String(), cfg: cfg, sig: sig, tb: tb, logger: set.Logger}
+	for i, mc := range cfg.Members {
+		m, err := g.newMember(ctx, set, i, mc)
+		if err != nil {
+			_ = g.Shutdown(ctx)
+			return nil, fmt.Errorf("members[%d] %s: %w", i, mc.id, err)
+		}
+		g.members = append(g.members, m)
+		g.mutates = g.mutates || m.first.mutates
+	}
+	return g, nil
+}
+
+func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, i int, mc MemberConfig) (*groupMember[T], error) {
+	logger := set.Logger.With(zap.String("member", mc.id.String()))
+	memberSet := exporter.Settings{
+		ID:                memberID(set.ID, mc.id),
+		TelemetrySettings: set.TelemetrySettings,
+		BuildInfo:         set.BuildInfo,
+	}
+	memberSet.Logger = logger.WithOptions(demoteExportFailures())
+	gm := &groupMember[T]{
+		idStr:           mc.id.String(),
+		enforcesTimeout: enforcesTimeout(mc.cfg, g.cfg.AttemptTimeout),
+		tel:             newMemberTelemetry(g.tb, mc.id.String()),
+	}
+	gm.member = &member[T]{
+		index:      i,
+		id:         mc.id,
+		isDLQ:      i > 0 || mc.id.Type() == kafkaType,
+		cfg:        mc,
+		settings:   memberSet,
+		create:     g.sig.create,
+		startCfg:   g.cfg.MemberStart,
+		firstWait:  g.cfg.AttemptTimeout,
+		logger:     logger,
+		firstStart: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	gm.breaker = newBreaker(g.cfg.CircuitBreaker, nil, func(from, to breakerState) { g.onBreakerChange(gm, from, to) })
+	gm.onAvailability = func(ready bool) { g.onAvailabilityChange(gm, ready) }
+	first, err := gm.newInstance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gm.first = first
+	gm.tel.state(stateUnavailable)
+	return gm, nil
+}
+
+// memberID keeps a member's own telemetry and any storage keys apart from a
+// top-level exporter of the same name: clickhouse/live in
+// failover_group/ingest runs as clickhouse/ingest.live.
+func memberID(group, member component.ID) component.ID {
+	groupName := group.Name()
+	if groupName == "" {
+		groupName = group.Type().String()
+	}
+	memberName := member.Name()
+	if memberName == "" {
+		memberName = member.Type().String()
+	}
+	return component.NewIDWithName(member.Type(), groupName+"."+memberName)
+}
+
+// Start starts every member in the background and returns at once: a member
+// whose destination is down, or hangs, must not stop or delay the collector.
+func (g *group[T]) Start(_ context.Context, host component.Host) error {
+	g.statusMu.Lock()
+	g.host = host
+	g.statusMu.Unlock()
+	for _, m := range g.members {
+		m.start(host, m.first)
+	}
+	return nil
+}
+
+// Shutdown stops every member, each created instance exactly once.
+func (g *group[T]) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, m := range g.members {
+		errs = append(errs, m.shutdown(ctx))
+	}
+	if g.tb != nil {
+		g.tb.Shutdown()
+	}
+	return errors.Join(errs...)
+}
+
+// Capabilities: the group mutates data if any member does, so that the
+// pipeline hands it a batch no other consumer shares.
+func (g *group[T]) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: g.mutates}
+}
+
+func (g *group[T]) onBreakerChange(m *groupMember[T], from, to breakerState) {
+	m.publishState()
+	fields := []zap.Field{zap.String("member", m.id.String()), zap.String("from", from.String()), zap.String("to", to.String())}
+	switch to {
+	case stateOpen:
+		g.logger.Warn("Member circuit breaker opened: the member is skipped, its data goes to the next member",
+			append(fields, zap.Duration("open_for", m.breaker.openPeriod()))...)
+	case stateHalfOpen:
+		g.logger.Info("Member circuit breaker half-open: probing the member", fields...)
+	case stateClosed:
+		g.logger.Info("Member circuit breaker closed: the member takes data again", fields...)
+	}
+	g.reportStatus()
+}
+
+func (g *group[T]) onAvailabilityChange(m *groupMember[T], _ bool) {
+	m.publishState()
+	g.reportStatus()
+}
+
+// publishState sets the member state gauge from the member's current state.
+// State-change callbacks run outside the breaker's lock and may run out of
+// order; reading the state here, under the member's own lock, instead of
+// trusting the callback's `to`, makes the last write the current state.
+func (m *groupMember[T]) publishState() {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	s := stateUnavailable
+	if m.ready.Load() != nil {
+		s = m.breaker.current()
+	}
+	m.tel.state(s)
+}
+
+// reportStatus reflects a degraded group in component status (and so in the
+// health check): recoverable error while the primary is not taking data.
+func (g *group[T]) reportStatus() {
+	g.statusMu.Lock()
+	defer g.statusMu.Unlock()
+	if g.host == nil || len(g.members) == 0 {
+		return
+	}
+	var event *componentstatus.Event
+	desc := "ok"
+	primary := g.members[0]
+	select {
+	case <-primary.firstStart:
+	default:
+		return // still starting: the collector reports that itself
+	}
+	switch {
+	case primary.ready.Load() == nil:
+		desc = fmt.Sprintf("primary member %s is not started", primary.id)
+	case primary.breaker.current() != stateClosed:
+		desc = fmt.Sprintf("primary member %s circuit breaker is %s", primary.id, primary.breaker.current())
+	}
+	if desc == g.lastStatus {
+		return
+	}
+	g.lastStatus = desc
+	if desc == "ok" {
+		event = componentstatus.NewEvent(componentstatus.StatusOK)
+	} else {
+		event = componentstatus.NewRecoverableErrorEvent(fmt.Errorf("%s degraded: %s; data goes to the next available member", g.id, desc))
+	}
+	componentstatus.ReportStatus(g.host, event)
+}

@@ -1,0 +1,98 @@
+package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+
+import (
+	"context"
+	"errors"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// signal is what the failover loop needs to know about one telemetry type.
+// The loop itself (failover.go) is written once for all three.
+type signal[T any] struct {
+	items func(T) int
+	clone func(T) T
+	// failedPart extracts the subset a member reported as failed in a
+	// partial-success error.
+	failedPart func(error) (T, bool)
+	// withFailedPart wraps an error with the subset that is still failed.
+	withFailedPart func(error, T) error
+	create         createFunc[T]
+}
+
+var tracesSignal = signal[ptrace.Traces]{
+	items: ptrace.Traces.SpanCount,
+	clone: func(td ptrace.Traces) ptrace.Traces {
+		c := ptrace.NewTraces()
+		td.CopyTo(c)
+		return c
+	},
+	failedPart: func(err error) (ptrace.Traces, bool) {
+		var e consumererror.Traces
+		if errors.As(err, &e) {
+			return e.Data(), true
+		}
+		return ptrace.Traces{}, false
+	},
+	withFailedPart: consumererror.NewTraces,
+	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*instance[ptrace.Traces], error) {
+		e, err := f.CreateTraces(ctx, set, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &instance[ptrace.Traces]{comp: e, consume: e.ConsumeTraces, mutates: e.Capabilities().MutatesData}, nil
+	},
+}
+
+var metricsSignal = signal[pmetric.Metrics]{
+	items: pmetric.Metrics.DataPointCount,
+	clone: func(md pmetric.Metrics) pmetric.Metrics {
+		c := pmetric.NewMetrics()
+		md.CopyTo(c)
+		return c
+	},
+	failedPart: func(err error) (pmetric.Metrics, bool) {
+		var e consumererror.Metrics
+		if errors.As(err, &e) {
+			return e.Data(), true
+		}
+		return pmetric.Metrics{}, false
+	},
+	withFailedPart: consumererror.NewMetrics,
+	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*instance[pmetric.Metrics], error) {
+		e, err := f.CreateMetrics(ctx, set, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &instance[pmetric.Metrics]{comp: e, consume: e.ConsumeMetrics, mutates: e.Capabilities().MutatesData}, nil
+	},
+}
+
+var logsSignal = signal[plog.Logs]{
+	items: plog.Logs.LogRecordCount,
+	clone: func(ld plog.Logs) plog.Logs {
+		c := plog.NewLogs()
+		ld.CopyTo(c)
+		return c
+	},
+	failedPart: func(err error) (plog.Logs, bool) {
+		var e consumererror.Logs
+		if errors.As(err, &e) {
+			return e.Data(), true
+		}
+		return plog.Logs{}, false
+	},
+	withFailedPart: consumererror.NewLogs,
+	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*instance[plog.Logs], error) {
+		e, err := f.CreateLogs(ctx, set, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &instance[plog.Logs]{comp: e, consume: e.ConsumeLogs, mutates: e.Capabilities().MutatesData}, nil
+	},
+}

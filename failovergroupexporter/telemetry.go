@@ -1,0 +1,89 @@
+package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/otelfailover/otelcol-failover/failovergroupexporter/internal/metadata"
+)
+
+// outcome of an attempt, as in the `outcome` metric attribute.
+type outcome uint8
+
+const (
+	outcomeSuccess outcome = iota
+	outcomePartial
+	outcomeTransient
+	outcomePermanent
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"success", "partial", "transient_error", "permanent_error"}
+
+// skipReason is why a member was passed by without an attempt.
+type skipReason uint8
+
+const (
+	skipBreakerOpen skipReason = iota
+	skipUnavailable
+	skipLoopGuard
+	numSkipReasons
+)
+
+var skipReasonNames = [numSkipReasons]string{"breaker_open", "unavailable", "loop_guard"}
+
+// memberTelemetry holds a member's attribute sets, built once, as option
+// slices: passing a prebuilt slice to a variadic parameter does not
+// allocate, so the per-batch path allocates nothing for metrics.
+type memberTelemetry struct {
+	tb           *metadata.TelemetryBuilder
+	memberAdd    []metric.AddOption
+	memberRecord []metric.RecordOption
+	outcomeAdd   [numOutcomes][]metric.AddOption
+	outcomeRec   [numOutcomes][]metric.RecordOption
+	skip         [numSkipReasons][]metric.AddOption
+}
+
+func newMemberTelemetry(tb *metadata.TelemetryBuilder, member string) *memberTelemetry {
+	m := metric.WithAttributeSet(attribute.NewSet(attribute.String("member", member)))
+	mt := &memberTelemetry{
+		tb:           tb,
+		memberAdd:    []metric.AddOption{m},
+		memberRecord: []metric.RecordOption{m},
+	}
+	for o := range numOutcomes {
+		opt := metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("member", member), attribute.String("outcome", outcomeNames[o])))
+		mt.outcomeAdd[o] = []metric.AddOption{opt}
+		mt.outcomeRec[o] = []metric.RecordOption{opt}
+	}
+	for r := range numSkipReasons {
+		mt.skip[r] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("member", member), attribute.String("reason", skipReasonNames[r])))}
+	}
+	return mt
+}
+
+func (mt *memberTelemetry) attempt(ctx context.Context, o outcome, took time.Duration) {
+	mt.tb.FailoverGroupAttempts.Add(ctx, 1, mt.outcomeAdd[o]...)
+	mt.tb.FailoverGroupAttemptDuration.Record(ctx, took.Seconds(), mt.outcomeRec[o]...)
+}
+
+func (mt *memberTelemetry) skipped(ctx context.Context, r skipReason) {
+	mt.tb.FailoverGroupSkipped.Add(ctx, 1, mt.skip[r]...)
+}
+
+func (mt *memberTelemetry) delivered(ctx context.Context, items int) {
+	mt.tb.FailoverGroupDeliveredItems.Add(ctx, int64(items), mt.memberAdd...)
+}
+
+func (mt *memberTelemetry) failover(ctx context.Context) {
+	mt.tb.FailoverGroupFailovers.Add(ctx, 1, mt.memberAdd...)
+}
+
+func (mt *memberTelemetry) state(s breakerState) {
+	mt.tb.FailoverGroupMemberState.Record(context.Background(), int64(s), mt.memberRecord...)
+}
