@@ -70,15 +70,20 @@ build: $(OCB)
 generate: $(MDATAGEN)
 	for c in $(COMPONENTS); do (cd $$c && $(MDATAGEN) metadata.yaml); done
 
-# Regenerates into a scratch copy and compares, so it works without git.
+# Regenerates in place (mdatagen must run inside the module), compares with the
+# files as they were, and puts those back: the check changes nothing.
 check-generate: $(MDATAGEN)
-	@for c in $(COMPONENTS); do \
-	  tmp=$$(mktemp -d); cp -r $$c/. $$tmp/; \
-	  (cd $$tmp && $(MDATAGEN) metadata.yaml >/dev/null 2>&1) || { echo "mdatagen failed for $$c"; exit 1; }; \
-	  for f in $$(cd $$tmp && find . -path './internal/metadata/*' -o -name 'documentation.md' -o -name 'generated_*_test.go'); do \
-	    cmp -s $$tmp/$$f $$c/$$f || { echo "generated code is stale: $$c/$$f (run 'make generate')"; rm -rf $$tmp; exit 1; }; \
-	  done; rm -rf $$tmp; \
-	done; echo "generated code is up to date"
+	@status=0; for c in $(COMPONENTS); do \
+	  files=$$(cd $$c && find . -path './internal/metadata*' -type f -o -name 'documentation.md' -o -name 'generated_*_test.go' | sort); \
+	  keep=$$(mktemp -d); (cd $$c && tar cf $$keep/before.tar $$files); \
+	  (cd $$c && $(MDATAGEN) metadata.yaml >$$keep/log 2>&1) || { cat $$keep/log; echo "mdatagen failed for $$c"; status=1; }; \
+	  after=$$(cd $$c && find . -path './internal/metadata*' -type f -o -name 'documentation.md' -o -name 'generated_*_test.go' | sort); \
+	  mkdir $$keep/before && tar xf $$keep/before.tar -C $$keep/before; \
+	  for f in $$after; do cmp -s $$c/$$f $$keep/before/$$f || { echo "generated code is stale: $$c/$$f (run 'make generate')"; status=1; }; done; \
+	  [ "$$files" = "$$after" ] || { echo "generated files differ in $$c (run 'make generate')"; status=1; }; \
+	  for f in $$after; do [ -e $$keep/before/$$f ] || rm -f $$c/$$f; done; \
+	  (cd $$c && tar xf $$keep/before.tar); rm -rf $$keep; \
+	done; [ $$status = 0 ] && echo "generated code is up to date"; exit $$status
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './distribution/build/*')); \

@@ -1,0 +1,133 @@
+package dlqroutingconnector // import "github.com/otelfailover/otelcol-failover/dlqroutingconnector"
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.opentelemetry.io/collector/pipeline"
+
+	"github.com/otelfailover/otelcol-failover/internal/dlqmeta"
+)
+
+// Config is the dlq_routing connector's configuration.
+//
+// One connector configuration serves traces, metrics and logs: each signal's
+// instance uses the pipelines of its own signal from each list.
+type Config struct {
+	// ReplayPipelines receive the data recognised as replayed from the DLQ
+	// (and only that data). Required.
+	ReplayPipelines []pipeline.ID `mapstructure:"replay_pipelines"`
+
+	// DefaultPipelines receive everything else. Optional: without them,
+	// data that does not match is refused with an error.
+	DefaultPipelines []pipeline.ID `mapstructure:"default_pipelines"`
+
+	// PoisonPipelines receive replayed data that the replay pipelines
+	// rejected permanently (bad data), so that it does not block the DLQ
+	// partition. Optional: without them the permanent error is returned.
+	PoisonPipelines []pipeline.ID `mapstructure:"poison_pipelines"`
+
+	// Match says how replayed data is recognised from the client metadata
+	// that the kafka receiver attaches to each record.
+	Match MatchConfig `mapstructure:"match"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// MatchConfig holds the criteria; data is replayed DLQ data if ANY
+// configured criterion matches.
+type MatchConfig struct {
+	// Topics matches the kafka receiver's `kafka.topic` metadata: data read
+	// from one of these topics (exact names) is replayed data.
+	Topics []string `mapstructure:"topics"`
+
+	// DLQHeader matches data carrying the `otelcol-failover-group` metadata
+	// key, which failover_group stamps on data it dead-letters and which
+	// survives Kafka as a record header (kafka exporter
+	// include_metadata_keys, kafka receiver headers-as-metadata). Default
+	// true.
+	DLQHeader bool `mapstructure:"dlq_header"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+func createDefaultConfig() *Config {
+	return &Config{Match: MatchConfig{DLQHeader: true}}
+}
+
+// Validate checks the configuration. Every message names the key at fault
+// and says how to fix it.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if len(cfg.ReplayPipelines) == 0 {
+		errs = append(errs, errors.New("replay_pipelines: must list at least one pipeline, the one(s) that data replayed from the DLQ goes to, e.g. [traces/replay]"))
+	}
+	lists := []struct {
+		key string
+		ids []pipeline.ID
+	}{
+		{"replay_pipelines", cfg.ReplayPipelines},
+		{"default_pipelines", cfg.DefaultPipelines},
+		{"poison_pipelines", cfg.PoisonPipelines},
+	}
+	firstList := map[pipeline.ID]string{}
+	for _, l := range lists {
+		seen := map[pipeline.ID]bool{}
+		for _, id := range l.ids {
+			if err := checkSignal(id); err != nil {
+				errs = append(errs, fmt.Errorf("%s: pipeline %q: %w", l.key, id, err))
+			}
+			if seen[id] {
+				errs = append(errs, fmt.Errorf("%s: pipeline %q is listed twice; list each pipeline once", l.key, id))
+				continue
+			}
+			seen[id] = true
+			if other, ok := firstList[id]; ok {
+				errs = append(errs, fmt.Errorf("%s: pipeline %q is also in %s; %s and %s must not share a pipeline (%s), remove it from one of them",
+					l.key, id, other, other, l.key, overlapReason(other, l.key)))
+				continue
+			}
+			firstList[id] = l.key
+		}
+	}
+
+	seenTopic := map[string]bool{}
+	for i, t := range cfg.Match.Topics {
+		switch {
+		case strings.TrimSpace(t) == "":
+			errs = append(errs, fmt.Errorf("match::topics[%d]: topic name is empty; remove the entry or name the DLQ topic", i))
+		case seenTopic[t]:
+			errs = append(errs, fmt.Errorf("match::topics: topic %q is listed twice; list each topic once", t))
+		}
+		seenTopic[t] = true
+	}
+	if len(cfg.Match.Topics) == 0 && !cfg.Match.DLQHeader {
+		errs = append(errs, fmt.Errorf("match: no criterion is configured, so no data would ever be recognised as replayed; "+
+			"set match::topics to the DLQ topic(s) the kafka receiver reads, and/or set match::dlq_header to true (matches the %q metadata that failover_group stamps)",
+			dlqmeta.KeyGroup))
+	}
+	return errors.Join(errs...)
+}
+
+func checkSignal(id pipeline.ID) error {
+	switch id.Signal() {
+	case pipeline.SignalTraces, pipeline.SignalMetrics, pipeline.SignalLogs:
+		return nil
+	default:
+		return fmt.Errorf("signal %q is not supported; dlq_routing routes traces, metrics and logs", id.Signal())
+	}
+}
+
+func overlapReason(first, second string) string {
+	switch first + "," + second {
+	case "replay_pipelines,default_pipelines":
+		return "replayed data goes only to the replay pipelines and other data only to the default ones"
+	case "replay_pipelines,poison_pipelines":
+		return "data the replay pipelines rejected would be sent back to a pipeline that rejected it"
+	default:
+		return "rejected replay data would be mixed into the data of the default pipelines"
+	}
+}

@@ -1,0 +1,360 @@
+package dlqroutingconnector
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pipeline"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/otelfailover/otelcol-failover/dlqroutingconnector/internal/metadata"
+	"github.com/otelfailover/otelcol-failover/internal/dlqmeta"
+	"github.com/otelfailover/otelcol-failover/internal/errclass"
+)
+
+// Client metadata keys that the contrib kafka receiver (v0.155.0,
+// contextWithMetadata) sets on every record; each record header becomes a
+// key too.
+const (
+	metaKafkaTopic     = "kafka.topic"
+	metaKafkaPartition = "kafka.partition"
+	metaKafkaOffset    = "kafka.offset"
+)
+
+// Routes and outcomes, indexes of the measurement options; their names are
+// the values of the telemetry attributes.
+const (
+	routeReplay = iota
+	routeDefault
+	routePoison
+	numRoutes
+)
+
+const (
+	outcomeAccepted = iota
+	outcomeTransient
+	outcomePermanent
+	numOutcomes
+)
+
+var (
+	routeNames   = [numRoutes]string{"replay", "default", "poison"}
+	outcomeNames = [numOutcomes]string{"accepted", "transient_error", "permanent_error"}
+)
+
+// signalOps is what the generic router needs to know about one signal: C is
+// the consumer type (consumer.Traces...), D the data (ptrace.Traces...).
+type signalOps[C any, D any] struct {
+	consume    func(C, context.Context, D) error
+	mutates    func(C) bool
+	count      func(D) int
+	readOnly   func(D)
+	failedPart func(error) (D, bool)
+}
+
+// router holds the routing decision and the three routes' consumers, all
+// resolved once at creation: the per-batch path only reads them.
+type router[C any, D any] struct {
+	ops    signalOps[C, D]
+	logger *zap.Logger
+	id     component.ID
+
+	topics    []string
+	dlqHeader bool
+
+	replay     C
+	def        C
+	poison     C
+	hasDefault bool
+	hasPoison  bool
+	// protectReplayInput: poison pipelines are configured and a replay
+	// consumer may mutate the data, so the data is marked read-only before
+	// the replay pipelines get it (the fan-out then gives mutating
+	// consumers a copy) and the poison pipelines receive it unchanged.
+	protectReplayInput bool
+
+	routed    metric.Int64Counter
+	unmatched metric.Int64Counter
+	telemetry *metadata.TelemetryBuilder
+	// Measurement options built once: [route][outcome].
+	routedOpts    [numRoutes][numOutcomes][]metric.AddOption
+	unmatchedOpts []metric.AddOption
+}
+
+func newRouter[C any, D any](
+	set connector.Settings,
+	cfg *Config,
+	signal pipeline.Signal,
+	consumerFor func(...pipeline.ID) (C, error),
+	wired []pipeline.ID,
+	ops signalOps[C, D],
+) (*router[C, D], error) {
+	replayIDs := ofSignal(cfg.ReplayPipelines, signal)
+	defaultIDs := ofSignal(cfg.DefaultPipelines, signal)
+	poisonIDs := ofSignal(cfg.PoisonPipelines, signal)
+	if len(replayIDs) == 0 {
+		return nil, fmt.Errorf("dlq_routing %q is used by %s pipelines but replay_pipelines lists no %s pipeline (it lists %v); add the %s pipeline that replayed data should go to, e.g. %s/replay",
+			set.ID, signal, signal, cfg.ReplayPipelines, signal, signal)
+	}
+
+	resolve := func(key string, ids []pipeline.ID) (C, error) {
+		var zero C
+		for _, id := range ids {
+			if !slices.Contains(wired, id) {
+				return zero, fmt.Errorf("connector %q: pipeline %q in %s does not list this connector among its receivers; add %q to that pipeline's receivers or remove the pipeline from %s",
+					set.ID, id, key, set.ID, key)
+			}
+		}
+		c, err := consumerFor(ids...)
+		if err != nil {
+			return zero, fmt.Errorf("dlq_routing %q: %s: %w", set.ID, key, err)
+		}
+		return c, nil
+	}
+
+	r := &router[C, D]{
+		ops:       ops,
+		logger:    set.Logger,
+		id:        set.ID,
+		topics:    slices.Clone(cfg.Match.Topics),
+		dlqHeader: cfg.Match.DLQHeader,
+	}
+	var err error
+	if r.replay, err = resolve("replay_pipelines", replayIDs); err != nil {
+		return nil, err
+	}
+	if len(defaultIDs) > 0 {
+		if r.def, err = resolve("default_pipelines", defaultIDs); err != nil {
+			return nil, err
+		}
+		r.hasDefault = true
+	}
+	if len(poisonIDs) > 0 {
+		if r.poison, err = resolve("poison_pipelines", poisonIDs); err != nil {
+			return nil, err
+		}
+		r.hasPoison = true
+		r.protectReplayInput = ops.mutates(r.replay)
+	}
+
+	for _, id := range wired {
+		if !slices.Contains(replayIDs, id) && !slices.Contains(defaultIDs, id) && !slices.Contains(poisonIDs, id) {
+			set.Logger.Warn("pipeline receives from dlq_routing but is in none of replay_pipelines, default_pipelines, poison_pipelines: it will get no data",
+				zap.String("pipeline", id.String()))
+		}
+	}
+
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("dlq_routing %q: telemetry: %w", set.ID, err)
+	}
+	r.telemetry = tb
+	r.routed = tb.DlqRoutingRoutedItems
+	r.unmatched = tb.DlqRoutingUnmatchedItems
+	sig := attribute.String("otelcol.signal", signal.String())
+	for route, routeName := range routeNames {
+		for outcome, outcomeName := range outcomeNames {
+			r.routedOpts[route][outcome] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("route", routeName), attribute.String("outcome", outcomeName), sig))}
+		}
+	}
+	r.unmatchedOpts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(sig))}
+	return r, nil
+}
+
+func ofSignal(ids []pipeline.ID, signal pipeline.Signal) []pipeline.ID {
+	var out []pipeline.ID
+	for _, id := range ids {
+		if id.Signal() == signal {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (r *router[C, D]) shutdown() {
+	if r.telemetry != nil {
+		r.telemetry.Shutdown()
+	}
+}
+
+// isReplay reports whether the request's client metadata says the data was
+// replayed from the DLQ: ANY configured criterion matches.
+func (r *router[C, D]) isReplay(md client.Metadata) bool {
+	if len(r.topics) > 0 {
+		for _, t := range md.Get(metaKafkaTopic) {
+			if slices.Contains(r.topics, t) {
+				return true
+			}
+		}
+	}
+	return r.dlqHeader && len(md.Get(dlqmeta.KeyGroup)) > 0
+}
+
+// route sends one request's data, whole, to one route. The client metadata
+// is per request, so a batch is never split and never copied here; ctx goes
+// to the consumers unchanged, DLQ metadata included.
+func (r *router[C, D]) route(ctx context.Context, data D) error {
+	md := client.FromContext(ctx).Metadata
+	if r.isReplay(md) {
+		return r.routeReplay(ctx, md, data)
+	}
+	n := int64(r.ops.count(data))
+	if !r.hasDefault {
+		r.unmatched.Add(ctx, n, r.unmatchedOpts...)
+		return consumererror.NewPermanent(r.unmatchedError(md))
+	}
+	err := r.ops.consume(r.def, ctx, data)
+	r.routed.Add(ctx, n, r.routedOpts[routeDefault][outcomeOf(err)]...)
+	return err
+}
+
+func (r *router[C, D]) unmatchedError(md client.Metadata) error {
+	var why []string
+	topic := strings.Join(md.Get(metaKafkaTopic), ",")
+	switch {
+	case len(r.topics) > 0 && topic == "":
+		why = append(why, "it carries no kafka.topic metadata (is a kafka receiver in front, and no batch processor without metadata_keys?)")
+	case len(r.topics) > 0:
+		why = append(why, fmt.Sprintf("its kafka.topic %q is not in match::topics %v", topic, r.topics))
+	}
+	if r.dlqHeader {
+		why = append(why, fmt.Sprintf("it carries no %q metadata", dlqmeta.KeyGroup))
+	}
+	return fmt.Errorf("dlq_routing %q: data is not replayed DLQ data (%s) and default_pipelines is empty, so it has nowhere to go; "+
+		"add the pipelines for other data to default_pipelines, or fix match", r.id, strings.Join(why, "; "))
+}
+
+func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data D) error {
+	n := int64(r.ops.count(data))
+	if r.protectReplayInput {
+		r.ops.readOnly(data)
+	}
+	err := r.ops.consume(r.replay, ctx, data)
+	if err == nil {
+		r.routed.Add(ctx, n, r.routedOpts[routeReplay][outcomeAccepted]...)
+		return nil
+	}
+	if !allPermanent(err) {
+		r.routed.Add(ctx, n, r.routedOpts[routeReplay][outcomeTransient]...)
+		return retryable(fmt.Errorf("dlq_routing %q: replay pipelines failed (transient; the receiver should retry): %w", r.id, err))
+	}
+
+	// Permanent: the data itself was refused. When the error names the
+	// failed part (consumererror.Traces and friends) only that part is
+	// poison; the rest was accepted.
+	poison, pn := data, n
+	if part, ok := r.ops.failedPart(err); ok {
+		poison, pn = part, int64(r.ops.count(part))
+	}
+	if n > pn {
+		r.routed.Add(ctx, n-pn, r.routedOpts[routeReplay][outcomeAccepted]...)
+	}
+	r.routed.Add(ctx, pn, r.routedOpts[routeReplay][outcomePermanent]...)
+	verdict := errclass.Classify(err)
+
+	if !r.hasPoison {
+		r.logger.Warn("replay pipelines rejected replayed data permanently and no poison_pipelines are configured: returning a permanent error to the receiver",
+			append(recordFields(md), zap.String("reason", verdict.Reason), zap.Int64("items", pn), zap.Error(err))...)
+		return permanent(fmt.Errorf("dlq_routing %q: replay pipelines rejected the data permanently and poison_pipelines is empty: %w", r.id, err))
+	}
+
+	// The replay pipelines have seen this data: whatever they kept a
+	// reference to must not be mutated by a poison consumer.
+	r.ops.readOnly(poison)
+	perr := r.ops.consume(r.poison, ctx, poison)
+	r.routed.Add(ctx, pn, r.routedOpts[routePoison][outcomeOf(perr)]...)
+	if perr == nil {
+		r.logger.Warn("replay pipelines rejected replayed data permanently: sent it to the poison pipelines",
+			append(recordFields(md), zap.String("reason", verdict.Reason), zap.Int64("items", pn), zap.Error(err))...)
+		return nil
+	}
+	joined := fmt.Errorf("dlq_routing %q: replay pipelines rejected the data permanently (%w) and the poison pipelines failed too: %w", r.id, err, perr)
+	r.logger.Error("poison pipelines failed to take data the replay pipelines rejected",
+		append(recordFields(md), zap.Int64("items", pn), zap.Error(joined))...)
+	if allPermanent(perr) {
+		return permanent(joined)
+	}
+	return retryable(joined)
+}
+
+func recordFields(md client.Metadata) []zap.Field {
+	return []zap.Field{
+		zap.Strings("kafka.topic", md.Get(metaKafkaTopic)),
+		zap.Strings("kafka.partition", md.Get(metaKafkaPartition)),
+		zap.Strings("kafka.offset", md.Get(metaKafkaOffset)),
+		zap.Strings(dlqmeta.KeyGroup, md.Get(dlqmeta.KeyGroup)),
+	}
+}
+
+func outcomeOf(err error) int {
+	switch {
+	case err == nil:
+		return outcomeAccepted
+	case allPermanent(err):
+		return outcomePermanent
+	default:
+		return outcomeTransient
+	}
+}
+
+// allPermanent classifies err with errclass, the failover group's
+// classifier. An error joined from several pipelines (the fan-out joins
+// them) is permanent only if every part is: if one replay pipeline failed
+// transiently, the batch must be retried, not poisoned.
+func allPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		parts := j.Unwrap()
+		for _, p := range parts {
+			if !allPermanent(p) {
+				return false
+			}
+		}
+		return len(parts) > 0
+	}
+	return errclass.IsPermanent(err)
+}
+
+// permanent marks err so that the kafka receiver, which only looks at
+// consumererror.IsPermanent, treats it as permanent (message_marking
+// on_permanent_error decides what it then does).
+func permanent(err error) error {
+	if consumererror.IsPermanent(err) {
+		return err
+	}
+	return consumererror.NewPermanent(err)
+}
+
+// retryable makes sure the receiver sees err as transient. Some exporters
+// mark errors permanent that errclass deems transient (an OTLP
+// Unauthenticated is the destination's problem, not the data's); the
+// receiver would otherwise skip or pause on them.
+func retryable(err error) error {
+	if !consumererror.IsPermanent(err) {
+		return err
+	}
+	return &transientError{msg: err.Error(), cause: err}
+}
+
+// transientError carries a cause that is marked permanent without exposing
+// the mark: it has no Unwrap on purpose. Cause returns the original.
+type transientError struct {
+	msg   string
+	cause error
+}
+
+func (e *transientError) Error() string { return e.msg }
+
+// Cause returns the hidden original error.
+func (e *transientError) Cause() error { return e.cause }
