@@ -20,11 +20,12 @@ VERSION      ?= 0.1.0-dev+$(GIT_SHA)$(GIT_DIRTY)
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all deps build tools generate check-generate lint test test-unit devservers clean help
+.PHONY: all demo deps build tools generate check-generate lint test test-unit devservers clean help
 
 all: build
 
 help:
+	@echo "make demo           outage, failover and replay on local ClickHouse and Kafka"
 	@echo "make build          build bin/otelcol-failover with ocb (pinned)"
 	@echo "make test           lint, check generated code, build everything, run every test"
 	@echo "make lint           gofmt and go vet"
@@ -93,6 +94,11 @@ lint:
 
 devservers:
 	$(MAKE) -C devservers all BIN_DIR=$(BIN_DIR)
+
+## The main job on embedded defaults: local ClickHouse engine + local Kafka +
+## the collector, an outage, failover, replay, and a summary. Under 3 minutes.
+demo: deps build devservers
+	go run ./internal/cmd/demo
 
 ## Everything, as CI runs it. Builds the collector and the local servers first:
 ## the distribution and end-to-end tests run the real binaries.

@@ -94,7 +94,7 @@ func createDefaultConfig(factories memberFactories) func() component.Config {
 				FailureThreshold:  3,
 				OpenDuration:      5 * time.Second,
 				BackoffMultiplier: 2,
-				MaxOpenDuration:   time.Minute,
+				MaxOpenDuration:   30 * time.Second,
 				SuccessThreshold:  1,
 			},
 			MemberStart: MemberStartConfig{
