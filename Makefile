@@ -20,22 +20,27 @@ VERSION      ?= 0.1.0-dev+$(GIT_SHA)$(GIT_DIRTY)
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all demo deps build tools generate check-generate lint test test-unit devservers clean help
+.PHONY: all demo deps build image tools generate check-generate lint test test-unit devservers clean help
 
 all: build
 
 help:
 	@echo "make demo           outage, failover and replay on local ClickHouse and Kafka"
 	@echo "make build          build bin/otelcol-failover with ocb (pinned)"
+	@echo "make image          container image otelcol-failover:<version> and :latest (podman or docker)"
 	@echo "make test           lint, check generated code, build everything, run every test"
 	@echo "make lint           gofmt and go vet"
 	@echo "make generate       regenerate mdatagen code"
 	@echo "make devservers     build bin/devclickhouse and bin/devkafka"
 
 ## System packages the build and tests need: gcc (cgo, race detector), npm
-## (fetches libchdb.so for the local ClickHouse), git. Installed with apt-get
-## when missing and running as root; otherwise say what to install.
-SYSTEM_TOOLS := gcc npm git
+## (fetches libchdb.so for the local ClickHouse), git, and for the image test a
+## container engine: podman with runc (crun, podman's other runtime, fails on
+## hosts with hybrid cgroups), unless podman or a running Docker engine is
+## already there. Installed with apt-get when missing and running as root;
+## otherwise say what to install.
+CONTAINER_TOOLS = $(shell command -v podman >/dev/null 2>&1 || docker info >/dev/null 2>&1 || echo podman runc)
+SYSTEM_TOOLS = gcc npm git $(CONTAINER_TOOLS)
 deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
@@ -43,6 +48,10 @@ deps:
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing tools:$$missing (install them with your package manager)"; exit 1; fi; \
 	fi
+	@test -s /etc/ssl/certs/ca-certificates.crt || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing: ca-certificates"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates; \
+	  else echo "missing /etc/ssl/certs/ca-certificates.crt (install ca-certificates)"; exit 1; fi; }
 	@command -v go >/dev/null || { echo "Go is required (go.mod names the version)"; exit 1; }
 
 ## Tools, pinned in tools/go.mod.
@@ -66,6 +75,15 @@ build: $(OCB)
 	cd $(DIST_DIR) && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(COLLECTOR) .
 	distribution/gomod.sh check builder-config.yaml $(DIST_DIR)
 	@$(COLLECTOR) --version
+
+## Container image (distribution/Containerfile): the static binary on an empty
+## base, non-root (10001), CA bundle, default config; nothing is pulled. Built
+## with podman, or docker when podman is absent (CONTAINER_ENGINE= to choose)
+## from a staging dir (bin/image-context), tagged otelcol-failover:<VERSION>
+## (`+` becomes `_`) and otelcol-failover:latest. The image test in
+## distribution/ builds it with the same script.
+image: build
+	distribution/image/build.sh $(COLLECTOR)
 
 ## mdatagen output is committed (as in contrib) and checked for staleness.
 generate: $(MDATAGEN)
