@@ -1,0 +1,7 @@
+// Package e2e holds the end-to-end tests of devclickhouse: they start the
+// built binary (bin/devclickhouse) as a subprocess and drive it with the
+// unmodified contrib clickhouse exporter, clickhouse-go and plain HTTP.
+//
+// Build the binary first with `make devservers` (or
+// `make -C devservers devclickhouse`); DEVCLICKHOUSE_BIN overrides its path.
+package e2e
