@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 
@@ -18,6 +20,19 @@ import (
 type miss struct {
 	member string
 	reason string
+	cache  *atomic.Pointer[stampEntry] // the missing member's stamp cache
+}
+
+// stampEntry is a member's last stamped client info, for data that came
+// without client info of its own (the usual case: no metadata, address or
+// auth). During an outage every batch is stamped with the same group, member
+// and reason, and the time has millisecond precision: within a millisecond
+// the info is reused instead of rebuilding two maps and a time string for
+// every batch.
+type stampEntry struct {
+	reason string
+	ms     int64
+	info   client.Info
 }
 
 // attemptFailure is one member's miss as the upstream error will name it.
@@ -65,9 +80,9 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 		failBuf       [4]attemptFailure
 		failures      = failBuf[:0]
 		last          miss
-		missed        bool // last holds a miss
-		onlyPermanent = true  // every failure so far was the data's fault
-		delivered     bool    // some part was accepted by a member
+		missed        bool   // last holds a miss
+		onlyPermanent = true // every failure so far was the data's fault
+		delivered     bool   // some part was accepted by a member
 	)
 	for i, m := range g.members {
 		hasNext := i < len(g.members)-1
@@ -78,7 +93,7 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 			}
 			onlyPermanent = false
 			failures = append(failures, attemptFailure{index: i, id: m.id, notTried: true, err: skipErrors[r]})
-			last, missed = miss{member: m.idStr, reason: skipStampReasons[r]}, true
+			last, missed = miss{member: m.idStr, reason: skipStampReasons[r], cache: &m.stamps}, true
 		}
 
 		if replayed && m.isDLQ {
@@ -92,14 +107,16 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 		}
 		if err := ctx.Err(); err != nil {
 			m.breaker.record(gen, verdictNeutral)
-			failures = append(failures, attemptFailure{index: i, id: m.id, notTried: true, err: err})
+			failures = g.notTried(failures, i, err)
 			onlyPermanent = false
 			break
 		}
 
 		attemptCtx := ctx
+		var began time.Time
 		if missed {
-			attemptCtx = g.stamp(ctx, last)
+			began = time.Now() // also the stamp's time: one clock read
+			attemptCtx = g.stamp(ctx, last, began)
 		}
 		in := m.ready.Load()
 		cancel := noCancel
@@ -125,7 +142,9 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 			// as it was. Only mutating members pay for this copy.
 			toSend = g.sig.clone(data)
 		}
-		began := time.Now()
+		if !missed {
+			began = time.Now()
+		}
 		err := in.consume(attemptCtx, toSend)
 		took := time.Since(began)
 		cancel()
@@ -164,6 +183,7 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 		}
 		failures = append(failures, attemptFailure{index: i, id: m.id, err: err})
 		if callerGaveUp {
+			failures = g.notTried(failures, i+1, ctx.Err())
 			onlyPermanent = false
 			break
 		}
@@ -173,7 +193,7 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 		if v.Class != errclass.Permanent {
 			onlyPermanent = false
 		}
-		last, missed = miss{member: m.idStr, reason: v.Class.String() + ":" + v.Reason}, true
+		last, missed = miss{member: m.idStr, reason: v.Class.String() + ":" + v.Reason, cache: &m.stamps}, true
 		if hasNext {
 			m.tel.failover(ctx)
 		}
@@ -181,14 +201,43 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 	return g.exhausted(ctx, data, delivered, onlyPermanent, failures)
 }
 
-// stamp adds the DLQ metadata saying which member missed and why.
-func (g *group[T]) stamp(ctx context.Context, last miss) context.Context {
-	return dlqmeta.WithStamp(ctx, dlqmeta.Stamp{
+// notTried records members from index `from` on as not tried because the
+// caller gave up, so the upstream error still names every member.
+func (g *group[T]) notTried(failures []attemptFailure, from int, why error) []attemptFailure {
+	for j := from; j < len(g.members); j++ {
+		failures = append(failures, attemptFailure{index: j, id: g.members[j].id, notTried: true, err: why})
+	}
+	return failures
+}
+
+// stamp adds the DLQ metadata saying which member missed and why. The time
+// has millisecond precision.
+func (g *group[T]) stamp(ctx context.Context, last miss, now time.Time) context.Context {
+	ms := now.UnixMilli()
+	info := client.FromContext(ctx)
+	bare := info.Addr == nil && info.Auth == nil && !hasMetadata(info.Metadata)
+	if bare {
+		if e := last.cache.Load(); e != nil && e.ms == ms && e.reason == last.reason {
+			return client.NewContext(ctx, e.info)
+		}
+	}
+	stamped := dlqmeta.WithStamp(ctx, dlqmeta.Stamp{
 		Group:        g.idStr,
 		FailedMember: last.member,
 		Reason:       last.reason,
-		Time:         time.Now(),
+		Time:         time.UnixMilli(ms),
 	})
+	if bare {
+		last.cache.Store(&stampEntry{reason: last.reason, ms: ms, info: client.FromContext(stamped)})
+	}
+	return stamped
+}
+
+func hasMetadata(md client.Metadata) bool {
+	for range md.Keys() {
+		return true
+	}
+	return false
 }
 
 // withAttemptDeadline bounds one attempt by attempt_timeout, unless the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
@@ -45,6 +46,8 @@ type groupMember[T any] struct {
 	tel             *memberTelemetry
 	first           *instance[T]
 	stateMu         sync.Mutex // serialises publishState
+	// stamps caches the DLQ stamp given to data after this member missed.
+	stamps atomic.Pointer[stampEntry]
 }
 
 func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, sig signal[T]) (*group[T], error) {
@@ -124,9 +127,33 @@ func (g *group[T]) Start(_ context.Context, host component.Host) error {
 	g.host = host
 	g.statusMu.Unlock()
 	for _, m := range g.members {
-		m.start(host, m.first)
+		m.start(memberHost{host: host, logger: m.logger}, m.first)
 	}
 	return nil
+}
+
+// memberHost is the host members are started with. It gives them the
+// collector's extensions (authenticators, storage) but keeps their component
+// status to themselves: started with the group's own host, a member would
+// report as the group. The kafka exporter reports OK on every broker
+// connection, which would hide a degraded group (primary open) from the
+// health check, and a recoverable error while only the DLQ broker is down;
+// a member's fatal error event would stop the whole collector. The group
+// reports its own status from its members' states (reportStatus).
+type memberHost struct {
+	host   component.Host
+	logger *zap.Logger
+}
+
+var _ componentstatus.Reporter = memberHost{}
+
+func (h memberHost) GetExtensions() map[component.ID]component.Component {
+	return h.host.GetExtensions()
+}
+
+func (h memberHost) Report(ev *componentstatus.Event) {
+	h.logger.Debug("Member status event (the group reports its own status)",
+		zap.String("status", ev.Status().String()), zap.Error(ev.Err()))
 }
 
 // Shutdown stops every member, each created instance exactly once.

@@ -136,16 +136,17 @@ func (r memberFactories) decodeMember(raw any, attemptTimeout time.Duration) (Me
 //   - retry_on_failure off: the group fails over instead of waiting;
 //   - timeout = attempt_timeout: the member's own deadline matches the group's;
 //   - include_metadata_keys += the DLQ keys, so a kafka member writes them
-//     as record headers.
+//     as record headers (and, with a batching queue the user set, the batch
+//     partition keys too, as kafka requires).
 func groupOverrides(defaults, user *confmap.Conf, attemptTimeout time.Duration) map[string]any {
 	o := map[string]any{}
-	if defaults.IsSet("sending_queue") && !user.IsSet("sending_queue") {
+	if defaults.IsSet("sending_queue") && !userSet(user, "sending_queue") {
 		o["sending_queue"] = map[string]any{"enabled": false}
 	}
-	if defaults.IsSet("retry_on_failure") && !user.IsSet("retry_on_failure") {
+	if defaults.IsSet("retry_on_failure") && !userSet(user, "retry_on_failure") {
 		o["retry_on_failure"] = map[string]any{"enabled": false}
 	}
-	if defaults.IsSet("timeout") && !user.IsSet("timeout") {
+	if defaults.IsSet("timeout") && !userSet(user, "timeout") {
 		o["timeout"] = attemptTimeout.String()
 	}
 	if defaults.IsSet("include_metadata_keys") {
@@ -156,8 +157,27 @@ func groupOverrides(defaults, user *confmap.Conf, attemptTimeout time.Duration) 
 			}
 		}
 		o["include_metadata_keys"] = keys
+		// A (synchronous) batching queue the user set must partition
+		// batches by every include_metadata_keys value, or kafka refuses the
+		// config for keys the user never wrote: add the DLQ keys there too.
+		if userSet(user, "sending_queue::batch") {
+			pk := toStrings(user.Get("sending_queue::batch::partition::metadata_keys"))
+			for _, k := range dlqmeta.Keys {
+				if !slices.Contains(pk, k) {
+					pk = append(pk, k)
+				}
+			}
+			o["sending_queue"] = map[string]any{"batch": map[string]any{"partition": map[string]any{"metadata_keys": pk}}}
+		}
 	}
 	return o
+}
+
+// userSet: the user gave the key a value. A key written with no value
+// (`sending_queue:`) means "the default", which is the group's override; left
+// alone it would bring the member's own default (an async queue) back.
+func userSet(user *confmap.Conf, key string) bool {
+	return user.IsSet(key) && user.Get(key) != nil
 }
 
 // checkSynchronous refuses a member queue that the user turned on without

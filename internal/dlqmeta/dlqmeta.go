@@ -27,8 +27,9 @@ const (
 	// e.g. "transient:connection_refused", "transient:breaker_open",
 	// "permanent:clickhouse_469".
 	KeyReason = "otelcol-failover-reason"
-	// KeyTime is when the group failed the data over, RFC 3339 with
-	// nanoseconds, UTC.
+	// KeyTime is when the group failed the data over, UTC, in the
+	// time.RFC3339Nano layout; the group writes millisecond precision
+	// (e.g. "2026-03-01T12:00:00.123Z").
 	KeyTime = "otelcol-failover-time"
 )
 

@@ -14,10 +14,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"syscall"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	chproto "github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"google.golang.org/grpc/codes"
@@ -71,6 +73,10 @@ func Classify(err error) Verdict {
 		return Verdict{Class: Transient, Reason: "connection_refused"}
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return Verdict{Class: Transient, Reason: "connection_reset"}
+	case errors.Is(err, clickhouse.ErrAcquireConnTimeout):
+		// Every connection of the pool is busy (or none can be dialled)
+		// within dial_timeout: the server is slow or down.
+		return Verdict{Class: Transient, Reason: "clickhouse_acquire_conn_timeout"}
 	}
 
 	if code, ok := clickHouseCode(err); ok {
@@ -86,12 +92,20 @@ func Classify(err error) Verdict {
 		}
 		return Verdict{Class: Transient, Reason: "network"}
 	}
+	var ce *consumererror.Error
+	if errors.As(err, &ce) {
+		// An OTLP status recorded with NewOTLPHTTPError/NewOTLPGRPCError
+		// (a gRPC status is mapped to HTTP as the OTLP spec says).
+		switch code := consumererror.ToHTTPStatus(ce); code {
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+			return Verdict{Class: Permanent, Reason: "http_" + strconv.Itoa(code)}
+		}
+		if ce.IsRetryable() {
+			return Verdict{Class: Transient, Reason: "retryable"}
+		}
+	}
 	if consumererror.IsPermanent(err) {
 		return Verdict{Class: Permanent, Reason: "permanent"}
-	}
-	var ce *consumererror.Error
-	if errors.As(err, &ce) && ce.IsRetryable() {
-		return Verdict{Class: Transient, Reason: "retryable"}
 	}
 	return Verdict{Class: Transient, Reason: "error"}
 }
@@ -110,7 +124,12 @@ func grpcStatus(err error) (*status.Status, bool) {
 		return nil, false
 	}
 	st := withStatus.GRPCStatus()
-	if st == nil || st.Code() == codes.OK || st.Code() == codes.Unknown {
+	// Unknown is a real answer here (only status errors implement
+	// GRPCStatus): a server-side failure, and what the OTLP/HTTP exporter
+	// turns an HTTP 500 into. Skipping it would leave the exporter's
+	// permanent mark to decide, and a broken server would never trip the
+	// breaker.
+	if st == nil || st.Code() == codes.OK {
 		return nil, false
 	}
 	return st, true
@@ -119,13 +138,14 @@ func grpcStatus(err error) (*status.Status, bool) {
 func classifyGRPC(code codes.Code) Verdict {
 	reason := "grpc_" + code.String()
 	switch code {
-	case codes.InvalidArgument, codes.OutOfRange:
+	case codes.InvalidArgument:
 		// The server parsed the request and refused its content.
 		return Verdict{Class: Permanent, Reason: reason}
 	default:
-		// Unavailable, ResourceExhausted, DeadlineExceeded, Aborted are
-		// outages; Unauthenticated, PermissionDenied, NotFound, Unimplemented
-		// mean this destination is misconfigured, not that the data is bad.
+		// Unavailable, ResourceExhausted, DeadlineExceeded, Aborted,
+		// OutOfRange and DataLoss are retryable in the OTLP spec;
+		// Unauthenticated, PermissionDenied, NotFound, Unimplemented mean
+		// this destination is misconfigured, not that the data is bad.
 		return Verdict{Class: Transient, Reason: reason}
 	}
 }

@@ -1,0 +1,411 @@
+package failovergroupexporter
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otelfailover/otelcol-failover/failovergroupexporter/internal/metadatatest"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// waitFor is the deadline of every require.Eventually in these tests.
+const waitFor = 10 * time.Second
+
+// loadYAML turns a YAML document into a confmap.Conf, as the collector does.
+func loadYAML(tb testing.TB, doc string) *confmap.Conf {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), "config.yaml")
+	require.NoError(tb, os.WriteFile(p, []byte(doc), 0o600))
+	conf, err := confmaptest.LoadConf(p)
+	require.NoError(tb, err)
+	return conf
+}
+
+// decodeConfig unmarshals and validates a group config as the collector
+// does before creating the component.
+func decodeConfig(tb testing.TB, f exporter.Factory, doc string) (*Config, error) {
+	tb.Helper()
+	cfg := f.CreateDefaultConfig().(*Config)
+	if err := loadYAML(tb, doc).Unmarshal(cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, confmap.Validate(cfg)
+}
+
+// --- signals ---------------------------------------------------------------
+
+// signalCase lets one test run for traces, metrics and logs.
+type signalCase struct {
+	name      string
+	create    func(context.Context, exporter.Factory, exporter.Settings, component.Config) (component.Component, error)
+	send      func(context.Context, component.Component, ...string) error
+	failedIDs func(error) ([]string, bool)
+}
+
+var allSignals = []signalCase{
+	{
+		name: "traces",
+		create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (component.Component, error) {
+			return f.CreateTraces(ctx, set, cfg)
+		},
+		send: func(ctx context.Context, c component.Component, ids ...string) error {
+			return c.(exporter.Traces).ConsumeTraces(ctx, makeTraces(ids...))
+		},
+		failedIDs: func(err error) ([]string, bool) {
+			var e consumererror.Traces
+			if errors.As(err, &e) {
+				return tracesIDs(e.Data()), true
+			}
+			return nil, false
+		},
+	},
+	{
+		name: "metrics",
+		create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (component.Component, error) {
+			return f.CreateMetrics(ctx, set, cfg)
+		},
+		send: func(ctx context.Context, c component.Component, ids ...string) error {
+			return c.(exporter.Metrics).ConsumeMetrics(ctx, makeMetrics(ids...))
+		},
+		failedIDs: func(err error) ([]string, bool) {
+			var e consumererror.Metrics
+			if errors.As(err, &e) {
+				return metricsIDs(e.Data()), true
+			}
+			return nil, false
+		},
+	},
+	{
+		name: "logs",
+		create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (component.Component, error) {
+			return f.CreateLogs(ctx, set, cfg)
+		},
+		send: func(ctx context.Context, c component.Component, ids ...string) error {
+			return c.(exporter.Logs).ConsumeLogs(ctx, makeLogs(ids...))
+		},
+		failedIDs: func(err error) ([]string, bool) {
+			var e consumererror.Logs
+			if errors.As(err, &e) {
+				return logsIDs(e.Data()), true
+			}
+			return nil, false
+		},
+	},
+}
+
+// forEachSignal runs a subtest per signal.
+func forEachSignal(t *testing.T, fn func(t *testing.T, sig signalCase)) {
+	for _, sig := range allSignals {
+		t.Run(sig.name, func(t *testing.T) { fn(t, sig) })
+	}
+}
+
+// forEachSignalParallel runs the per-signal subtests in parallel (for tests
+// that mostly wait on timeouts).
+func forEachSignalParallel(t *testing.T, fn func(t *testing.T, sig signalCase)) {
+	for _, sig := range allSignals {
+		t.Run(sig.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, sig)
+		})
+	}
+}
+
+// --- a group under test ---------------------------------------------------------
+
+var groupID = component.MustNewIDWithName("failover_group", "ingest")
+
+// harness is one failover_group for one signal, built from YAML with the
+// test member factory, with observed logs, telemetry and component status.
+type harness struct {
+	t       *testing.T
+	sig     signalCase
+	members *testMembers
+	factory exporter.Factory
+	cfg     *Config
+	exp     component.Component
+	tel     *componenttest.Telemetry
+	logs    *observer.ObservedLogs
+	host    *statusHost
+	clock   *fakeClock
+}
+
+type harnessOption func(*harness)
+
+// withClock gives every member breaker a fake clock.
+func withClock() harnessOption { return func(h *harness) { h.clock = newFakeClock() } }
+
+// withMembers shares a member registry (to set behaviour before Create).
+func withMembers(r *testMembers) harnessOption { return func(h *harness) { h.members = r } }
+
+func newHarness(t *testing.T, sig signalCase, doc string, opts ...harnessOption) *harness {
+	t.Helper()
+	h := newHarnessNoStart(t, sig, doc, opts...)
+	h.start()
+	return h
+}
+
+func newHarnessNoStart(t *testing.T, sig signalCase, doc string, opts ...harnessOption) *harness {
+	t.Helper()
+	h := &harness{t: t, sig: sig, host: &statusHost{}}
+	for _, o := range opts {
+		o(h)
+	}
+	if h.members == nil {
+		h.members = &testMembers{}
+	}
+	h.factory = NewFactoryWithMembers(h.members.factory(testMemberType), h.members.factory(fakeKafkaType))
+	cfg, err := decodeConfig(t, h.factory, doc)
+	require.NoError(t, err)
+	h.cfg = cfg
+
+	h.tel = componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, h.tel.Shutdown(context.Background())) })
+	core, logs := observer.New(zapcore.DebugLevel)
+	h.logs = logs
+	set := metadatatest.NewSettings(h.tel)
+	set.ID = groupID
+	set.Logger = zap.New(core)
+
+	exp, err := sig.create(context.Background(), h.factory, set, cfg)
+	require.NoError(t, err)
+	h.exp = exp
+	if h.clock != nil {
+		for _, m := range membersOf(exp) {
+			m.breaker.now = h.clock.Now
+		}
+	}
+	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
+	return h
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	require.NoError(h.t, h.exp.Start(context.Background(), h.host))
+}
+
+func (h *harness) member(name string) *testMember { return h.members.get(name) }
+
+func (h *harness) send(ids ...string) error {
+	return h.sig.send(context.Background(), h.exp, ids...)
+}
+
+func (h *harness) sendCtx(ctx context.Context, ids ...string) error {
+	return h.sig.send(ctx, h.exp, ids...)
+}
+
+func (h *harness) breaker(i int) *breaker { return membersOf(h.exp)[i].breaker }
+
+// waitReady waits until every member has started.
+func (h *harness) waitReady() {
+	h.t.Helper()
+	require.Eventually(h.t, func() bool {
+		for _, m := range membersOf(h.exp) {
+			if !m.ready() {
+				return false
+			}
+		}
+		return true
+	}, waitFor, time.Millisecond)
+}
+
+// sum reads a counter's value for exactly the given attributes (0 if the
+// metric or the series does not exist yet).
+func (h *harness) sum(name string, attrs ...attribute.KeyValue) int64 {
+	m, err := h.tel.GetMetric("otelcol_" + name)
+	if err != nil {
+		return 0
+	}
+	want := attribute.NewSet(attrs...)
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		for _, dp := range d.DataPoints {
+			if dp.Attributes.Equals(&want) {
+				return dp.Value
+			}
+		}
+	case metricdata.Gauge[int64]:
+		for _, dp := range d.DataPoints {
+			if dp.Attributes.Equals(&want) {
+				return dp.Value
+			}
+		}
+	}
+	return 0
+}
+
+// histCount is how many attempt durations were recorded for the attributes.
+func (h *harness) histCount(attrs ...attribute.KeyValue) uint64 {
+	m, err := h.tel.GetMetric("otelcol_failover_group_attempt_duration")
+	if err != nil {
+		return 0
+	}
+	want := attribute.NewSet(attrs...)
+	for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
+		if dp.Attributes.Equals(&want) {
+			return dp.Count
+		}
+	}
+	return 0
+}
+
+func memberAttr(m string) attribute.KeyValue  { return attribute.String("member", m) }
+func outcomeAttr(o string) attribute.KeyValue { return attribute.String("outcome", o) }
+func reasonAttr(r string) attribute.KeyValue  { return attribute.String("reason", r) }
+
+// logLines returns the logged messages at or above level, filtered by message.
+func (h *harness) logLines(level zapcore.Level, contains string) []observer.LoggedEntry {
+	return h.logs.FilterLevelExact(level).FilterMessageSnippet(contains).All()
+}
+
+// --- introspection ---------------------------------------------------------
+
+type memberView struct {
+	id      component.ID
+	breaker *breaker
+	ready   func() bool
+	isDLQ   bool
+}
+
+func viewsOf[T any](g *group[T]) []memberView {
+	out := make([]memberView, 0, len(g.members))
+	for _, m := range g.members {
+		out = append(out, memberView{id: m.id, breaker: m.breaker, ready: func() bool { return m.ready.Load() != nil }, isDLQ: m.isDLQ})
+	}
+	return out
+}
+
+// membersOf reaches into a group created without the group's own
+// exporterhelper (no sending_queue, no retry_on_failure).
+func membersOf(c component.Component) []memberView {
+	switch e := c.(type) {
+	case tracesGroup:
+		return viewsOf(e.group)
+	case metricsGroup:
+		return viewsOf(e.group)
+	case logsGroup:
+		return viewsOf(e.group)
+	}
+	panic("not a bare failover group")
+}
+
+// groupOf is the traces group behind an exporter (benchmarks).
+func groupOf(c component.Component) *group[ptrace.Traces] { return c.(tracesGroup).group }
+
+// --- clock, host, network ----------------------------------------------------
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// statusHost captures component status events.
+type statusHost struct {
+	mu     sync.Mutex
+	events []*componentstatus.Event
+}
+
+var _ componentstatus.Reporter = (*statusHost)(nil)
+
+func (h *statusHost) GetExtensions() map[component.ID]component.Component { return nil }
+
+func (h *statusHost) Report(ev *componentstatus.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, ev)
+}
+
+func (h *statusHost) list() []*componentstatus.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*componentstatus.Event(nil), h.events...)
+}
+
+func (h *statusHost) last() *componentstatus.Event {
+	evs := h.list()
+	if len(evs) == 0 {
+		return nil
+	}
+	return evs[len(evs)-1]
+}
+
+// closedPort returns a loopback address on which nothing listens: a
+// connection to it is refused at once.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// silentListener accepts connections and never answers, like a hung server.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return l.Addr().String()
+}
