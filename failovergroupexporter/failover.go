@@ -254,8 +254,8 @@ func (g *group[T]) withAttemptDeadline(ctx context.Context) (context.Context, co
 // when every member refused the data as bad; it carries the failed part when
 // some part was delivered, so an upstream retry resends only that.
 func (g *group[T]) exhausted(ctx context.Context, data T, delivered, permanent bool, failures []attemptFailure) error {
-	g.tb.FailoverGroupExhaustedBatches.Add(ctx, 1)
-	g.tb.FailoverGroupExhaustedItems.Add(ctx, int64(g.sig.items(data)))
+	g.tb.FailoverGroupExhaustedBatches.Add(ctx, 1, g.groupAdd...)
+	g.tb.FailoverGroupExhaustedItems.Add(ctx, int64(g.sig.items(data)), g.groupAdd...)
 	errs := make([]error, len(failures))
 	for i, f := range failures {
 		errs[i] = f.error()

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
@@ -26,8 +29,11 @@ type group[T any] struct {
 	sig     signal[T]
 	members []*groupMember[T]
 	tb      *metadata.TelemetryBuilder
-	logger  *zap.Logger
-	mutates bool
+	// groupAdd: the group's attributes, for its own (not per member) metrics.
+	groupAdd []metric.AddOption
+	attrs    []attribute.KeyValue
+	logger   *zap.Logger
+	mutates  bool
 
 	statusMu   sync.Mutex
 	host       component.Host
@@ -56,6 +62,8 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 		return nil, err
 	}
 	g := &group[T]{id: set.ID, idStr: set.ID.String(), cfg: cfg, sig: sig, tb: tb, logger: set.Logger}
+	g.attrs = groupAttributes(g.idStr, sig.name)
+	g.groupAdd = []metric.AddOption{withAttrs(g.attrs)}
 	for i, mc := range cfg.Members {
 		m, err := g.newMember(ctx, set, i, mc)
 		if err != nil {
@@ -79,7 +87,7 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, i int, 
 	gm := &groupMember[T]{
 		idStr:           mc.id.String(),
 		enforcesTimeout: enforcesTimeout(mc.cfg, g.cfg.AttemptTimeout),
-		tel:             newMemberTelemetry(g.tb, mc.id.String()),
+		tel:             newMemberTelemetry(g.tb, g.attrs, mc.id.String()),
 	}
 	gm.member = &member[T]{
 		index:      i,

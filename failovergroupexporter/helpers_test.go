@@ -235,22 +235,33 @@ func (h *harness) sum(name string, attrs ...attribute.KeyValue) int64 {
 	if err != nil {
 		return 0
 	}
-	want := attribute.NewSet(attrs...)
+	var total int64
 	switch d := m.Data.(type) {
 	case metricdata.Sum[int64]:
 		for _, dp := range d.DataPoints {
-			if dp.Attributes.Equals(&want) {
-				return dp.Value
+			if hasAll(dp.Attributes, attrs) {
+				total += dp.Value
 			}
 		}
 	case metricdata.Gauge[int64]:
 		for _, dp := range d.DataPoints {
-			if dp.Attributes.Equals(&want) {
-				return dp.Value
+			if hasAll(dp.Attributes, attrs) {
+				total += dp.Value
 			}
 		}
 	}
-	return 0
+	return total
+}
+
+// hasAll: the point carries every given attribute (it may carry more, such
+// as the group and signal every point has).
+func hasAll(set attribute.Set, want []attribute.KeyValue) bool {
+	for _, kv := range want {
+		if v, ok := set.Value(kv.Key); !ok || v != kv.Value {
+			return false
+		}
+	}
+	return true
 }
 
 // histCount is how many attempt durations were recorded for the attributes.
@@ -259,13 +270,13 @@ func (h *harness) histCount(attrs ...attribute.KeyValue) uint64 {
 	if err != nil {
 		return 0
 	}
-	want := attribute.NewSet(attrs...)
+	var total uint64
 	for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
-		if dp.Attributes.Equals(&want) {
-			return dp.Count
+		if hasAll(dp.Attributes, attrs) {
+			total += dp.Count
 		}
 	}
-	return 0
+	return total
 }
 
 func memberAttr(m string) attribute.KeyValue  { return attribute.String("member", m) }

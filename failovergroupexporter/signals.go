@@ -15,6 +15,8 @@ import (
 // signal is what the failover loop needs to know about one telemetry type.
 // The loop itself (failover.go) is written once for all three.
 type signal[T any] struct {
+	// name is the signal's name in telemetry: traces, metrics or logs.
+	name  string
 	items func(T) int
 	clone func(T) T
 	// failedPart extracts the subset a member reported as failed in a
@@ -26,6 +28,7 @@ type signal[T any] struct {
 }
 
 var tracesSignal = signal[ptrace.Traces]{
+	name:  "traces",
 	items: ptrace.Traces.SpanCount,
 	clone: func(td ptrace.Traces) ptrace.Traces {
 		c := ptrace.NewTraces()
@@ -50,6 +53,7 @@ var tracesSignal = signal[ptrace.Traces]{
 }
 
 var metricsSignal = signal[pmetric.Metrics]{
+	name:  "metrics",
 	items: pmetric.Metrics.DataPointCount,
 	clone: func(md pmetric.Metrics) pmetric.Metrics {
 		c := pmetric.NewMetrics()
@@ -74,6 +78,7 @@ var metricsSignal = signal[pmetric.Metrics]{
 }
 
 var logsSignal = signal[plog.Logs]{
+	name:  "logs",
 	items: plog.Logs.LogRecordCount,
 	clone: func(ld plog.Logs) plog.Logs {
 		c := plog.NewLogs()

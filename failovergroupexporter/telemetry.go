@@ -47,22 +47,32 @@ type memberTelemetry struct {
 	skip         [numSkipReasons][]metric.AddOption
 }
 
-func newMemberTelemetry(tb *metadata.TelemetryBuilder, member string) *memberTelemetry {
-	m := metric.WithAttributeSet(attribute.NewSet(attribute.String("member", member)))
+// groupAttributes name the group instance. The collector runs one instance
+// per signal, all recording into the same instruments, so without them the
+// traces and logs instances of a group would overwrite each other's member
+// state, and two groups with a member of the same name would mix.
+func groupAttributes(group, signal string) []attribute.KeyValue {
+	return []attribute.KeyValue{attribute.String("group", group), attribute.String("signal", signal)}
+}
+
+func withAttrs(base []attribute.KeyValue, kv ...attribute.KeyValue) metric.MeasurementOption {
+	return metric.WithAttributeSet(attribute.NewSet(append(append([]attribute.KeyValue{}, base...), kv...)...))
+}
+
+func newMemberTelemetry(tb *metadata.TelemetryBuilder, base []attribute.KeyValue, member string) *memberTelemetry {
+	m := withAttrs(base, attribute.String("member", member))
 	mt := &memberTelemetry{
 		tb:           tb,
 		memberAdd:    []metric.AddOption{m},
 		memberRecord: []metric.RecordOption{m},
 	}
 	for o := range numOutcomes {
-		opt := metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("member", member), attribute.String("outcome", outcomeNames[o])))
+		opt := withAttrs(base, attribute.String("member", member), attribute.String("outcome", outcomeNames[o]))
 		mt.outcomeAdd[o] = []metric.AddOption{opt}
 		mt.outcomeRec[o] = []metric.RecordOption{opt}
 	}
 	for r := range numSkipReasons {
-		mt.skip[r] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("member", member), attribute.String("reason", skipReasonNames[r])))}
+		mt.skip[r] = []metric.AddOption{withAttrs(base, attribute.String("member", member), attribute.String("reason", skipReasonNames[r]))}
 	}
 	return mt
 }

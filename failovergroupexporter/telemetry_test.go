@@ -27,7 +27,15 @@ func TestTelemetryMetrics(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
 		h := newHarness(t, sig, twoMembers, withClock())
 		h.waitReady()
+		// Every point names its group instance: the group and the signal.
+		base := groupAttributes("failover_group/ingest", sig.name)
 		p, d := memberAttr("testmember/primary"), memberAttr("testmember/dlq")
+		dp := func(v int64, attrs ...attribute.KeyValue) metricdata.DataPoint[int64] {
+			return dp(v, append(append([]attribute.KeyValue{}, base...), attrs...)...)
+		}
+		set := func(attrs ...attribute.KeyValue) attribute.Set {
+			return attribute.NewSet(append(append([]attribute.KeyValue{}, base...), attrs...)...)
+		}
 		ignore := []metricdatatest.Option{metricdatatest.IgnoreTimestamp()}
 
 		metadatatest.AssertEqualFailoverGroupMemberState(t, h.tel, []metricdata.DataPoint[int64]{
@@ -69,13 +77,13 @@ func TestTelemetryMetrics(t *testing.T) {
 		}, ignore...)
 		// Every attempt has a duration, by member and outcome.
 		metadatatest.AssertEqualFailoverGroupAttemptDuration(t, h.tel, []metricdata.HistogramDataPoint[float64]{
-			{Attributes: attribute.NewSet(p, outcomeAttr("transient_error")), Count: 3},
-			{Attributes: attribute.NewSet(p, outcomeAttr("permanent_error")), Count: 1},
-			{Attributes: attribute.NewSet(p, outcomeAttr("partial")), Count: 1},
-			{Attributes: attribute.NewSet(d, outcomeAttr("success")), Count: 7},
-			{Attributes: attribute.NewSet(d, outcomeAttr("transient_error")), Count: 1},
+			{Attributes: set(p, outcomeAttr("transient_error")), Count: 3},
+			{Attributes: set(p, outcomeAttr("permanent_error")), Count: 1},
+			{Attributes: set(p, outcomeAttr("partial")), Count: 1},
+			{Attributes: set(d, outcomeAttr("success")), Count: 7},
+			{Attributes: set(d, outcomeAttr("transient_error")), Count: 1},
 		}, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreValue(), metricdatatest.IgnoreExemplars())
-		assert.EqualValues(t, 7, h.histCount(d, outcomeAttr("success")))
+		assert.EqualValues(t, 7, h.histCount(append(append([]attribute.KeyValue{}, base...), d, outcomeAttr("success"))...))
 
 		// The permanent probe left the primary half-open; the partial probe
 		// (a transient failed part) reopened it.
