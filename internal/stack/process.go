@@ -132,6 +132,22 @@ func (p *Process) Running() bool {
 	}
 }
 
+// Pid is the process id while the process is up, 0 otherwise (the bench
+// reads /proc/<pid> for CPU time and memory).
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	select {
+	case <-p.exited:
+		return 0
+	default:
+		return p.cmd.Process.Pid
+	}
+}
+
 // Signal sends sig to the process (SIGSTOP/SIGCONT simulate a hang).
 func (p *Process) Signal(sig syscall.Signal) error {
 	p.mu.Lock()
@@ -140,6 +156,27 @@ func (p *Process) Signal(sig syscall.Signal) error {
 		return fmt.Errorf("%s: not running", p.Name)
 	}
 	return p.cmd.Process.Signal(sig)
+}
+
+// Paused reports whether the process is stopped by a signal (SIGSTOP): its
+// state in /proc is T.
+func (p *Process) Paused() (bool, error) {
+	pid := p.Pid()
+	if pid == 0 {
+		return false, fmt.Errorf("%s: not running", p.Name)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false, err
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses, the state
+	// follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return false, fmt.Errorf("%s: unexpected /proc stat %q", p.Name, s)
+	}
+	return s[i+2] == 'T', nil
 }
 
 // Stop sends SIGTERM (after SIGCONT, in case it was paused), waits up to

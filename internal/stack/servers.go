@@ -174,3 +174,45 @@ func (k *Kafka) Produce(ctx context.Context, topic string, values ...[]byte) err
 	}
 	return nil
 }
+
+// ProduceRecords writes records as given (topic, partition, headers), with
+// the manual partitioner: the poison tests put records on one partition,
+// one behind the other.
+func (k *Kafka) ProduceRecords(ctx context.Context, recs ...*kgo.Record) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// GroupAssigned reports whether consumer group is stable with every
+// partition of topic assigned to a member: its consumers have joined.
+func (k *Kafka) GroupAssigned(ctx context.Context, group, topic string) (bool, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr))
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return false, err
+	}
+	g, ok := described[group]
+	if !ok || g.Err != nil || g.State != "Stable" {
+		return false, nil
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return false, err
+	}
+	assigned := g.AssignedPartitions()[topic]
+	for p := range ends[topic] {
+		if _, ok := assigned[p]; !ok {
+			return false, nil
+		}
+	}
+	return len(ends[topic]) > 0, nil
+}
