@@ -24,7 +24,7 @@ import (
 // contextWithMetadata) sets on every record; each record header becomes a
 // key too.
 const (
-	metaKafkaTopic     = "kafka.topic"
+	metaKafkaTopic     = dlqmeta.KeyKafkaTopic
 	metaKafkaPartition = "kafka.partition"
 	metaKafkaOffset    = "kafka.offset"
 )

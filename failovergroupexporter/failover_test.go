@@ -381,6 +381,28 @@ members:
 			require.NoError(t, h.send("fresh"))
 			assert.Equal(t, []string{"fresh"}, h.member("main").receivedIDs())
 		})
+		t.Run("data read from the group's own DLQ topic, without the stamp", func(t *testing.T) {
+			h := newHarness(t, sig, `
+members:
+  - testmember/primary:
+  - kafka/dlq:
+      traces: {topic: my_spans_dlq}
+      metrics: {topic: my_metrics_dlq}
+      logs: {topic: my_logs_dlq}
+`)
+			topic := map[string]string{"traces": "my_spans_dlq", "metrics": "my_metrics_dlq", "logs": "my_logs_dlq"}[sig.name]
+			fromTopic := func(t string) context.Context {
+				return client.NewContext(context.Background(), client.Info{Metadata: client.NewMetadata(map[string][]string{"kafka.topic": {t}})})
+			}
+			h.member("primary").always(fail(errRefused))
+			err := h.sendCtx(fromTopic(topic), "r")
+			require.Error(t, err, "read back from this group's own DLQ topic: never written to it again")
+			assert.Contains(t, err.Error(), "members[1] kafka/dlq: not tried")
+			assert.Zero(t, h.member("dlq").numCalls())
+			// Data read from another topic (an ingest topic) still fails over.
+			require.NoError(t, h.sendCtx(fromTopic("otlp_spans"), "ingest"))
+			assert.Equal(t, []string{"ingest"}, h.member("dlq").receivedIDs())
+		})
 		t.Run("replay group of one clickhouse-like member", func(t *testing.T) {
 			h := newHarness(t, sig, `members: [{testmember/replay: {}}]`)
 			assert.False(t, membersOf(h.exp)[0].isDLQ)

@@ -29,6 +29,9 @@ type group[T any] struct {
 	sig     signal[T]
 	members []*groupMember[T]
 	tb      *metadata.TelemetryBuilder
+	// dlqTopics are the topics the group's kafka members write for this
+	// signal: data read from one of them is replayed DLQ data.
+	dlqTopics []string
 	// groupAdd: the group's attributes, for its own (not per member) metrics.
 	groupAdd []metric.AddOption
 	attrs    []attribute.KeyValue
@@ -71,6 +74,9 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 			return nil, fmt.Errorf("members[%d] %s: %w", i, mc.id, err)
 		}
 		g.members = append(g.members, m)
+		if t, ok := mc.topics[sig.name]; ok {
+			g.dlqTopics = append(g.dlqTopics, t)
+		}
 		g.mutates = g.mutates || m.first.mutates
 	}
 	return g, nil

@@ -26,6 +26,10 @@ type MemberConfig struct {
 	id      component.ID
 	cfg     component.Config
 	factory exporter.Factory
+	// topics are the topics a kafka member writes, by signal name (traces,
+	// metrics, logs): data read back from one of them is DLQ data even
+	// without the group's stamp (loop guard).
+	topics map[string]string
 }
 
 // ID is the member as configured, e.g. clickhouse/live.
@@ -127,7 +131,26 @@ func (r memberFactories) decodeMember(raw any, attemptTimeout time.Duration) (Me
 		return m, err
 	}
 	m.cfg = cfg
+	if id.Type() == kafkaType {
+		m.topics = signalTopics(cfg)
+	}
 	return m, nil
+}
+
+// signalTopics reads `<signal>::topic` from a member config (the kafka
+// exporter's shape), defaults included.
+func signalTopics(cfg component.Config) map[string]string {
+	conf := confmap.New()
+	if err := conf.Marshal(cfg); err != nil {
+		return nil
+	}
+	topics := map[string]string{}
+	for _, sig := range []string{"traces", "metrics", "logs"} {
+		if t, ok := conf.Get(sig + "::topic").(string); ok && t != "" {
+			topics[sig] = t
+		}
+	}
+	return topics
 }
 
 // groupOverrides are the member settings the group changes when the user did
@@ -146,7 +169,9 @@ func groupOverrides(defaults, user *confmap.Conf, attemptTimeout time.Duration) 
 	if defaults.IsSet("retry_on_failure") && !userSet(user, "retry_on_failure") {
 		o["retry_on_failure"] = map[string]any{"enabled": false}
 	}
-	if defaults.IsSet("timeout") && !userSet(user, "timeout") {
+	// A non-positive attempt_timeout is the group's error to report
+	// (Validate names attempt_timeout), not the member's `timeout`.
+	if defaults.IsSet("timeout") && !userSet(user, "timeout") && attemptTimeout > 0 {
 		o["timeout"] = attemptTimeout.String()
 	}
 	if defaults.IsSet("include_metadata_keys") {

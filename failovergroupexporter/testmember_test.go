@@ -39,6 +39,15 @@ var fakeKafkaType = component.MustNewType("kafka")
 type testMemberConfig struct {
 	// Mutates makes the member declare Capabilities().MutatesData.
 	Mutates bool `mapstructure:"mutates"`
+	// Topics, in the kafka exporter's shape, so that the double registered
+	// as kafka declares the topics it writes (loop guard).
+	Traces  topicConfig `mapstructure:"traces"`
+	Metrics topicConfig `mapstructure:"metrics"`
+	Logs    topicConfig `mapstructure:"logs"`
+}
+
+type topicConfig struct {
+	Topic string `mapstructure:"topic"`
 }
 
 // Errors the test double returns, shaped like what real exporters return.

@@ -33,6 +33,26 @@ const (
 	KeyTime = "otelcol-failover-time"
 )
 
+// KeyKafkaTopic is the client metadata key the contrib kafka receiver sets to
+// the topic a record was read from.
+const KeyKafkaTopic = "kafka.topic"
+
+// ReadFromTopic reports whether the client metadata in ctx says the data was
+// read from one of topics by a kafka receiver.
+func ReadFromTopic(ctx context.Context, topics []string) bool {
+	if len(topics) == 0 {
+		return false
+	}
+	for _, t := range client.FromContext(ctx).Metadata.Get(KeyKafkaTopic) {
+		for _, want := range topics {
+			if t == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Keys lists every key the group stamps, for include_metadata_keys.
 var Keys = []string{KeyGroup, KeyFailedMember, KeyReason, KeyTime}
 
