@@ -59,8 +59,10 @@ func (p *Process) Start(timeout time.Duration) (string, error) {
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stderr = logFile
 	// Its own process group, so that a Ctrl-C of the parent does not reach it
-	// before we stop it in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// before we stop it in order; and killed with its parent if that dies
+	// without stopping it (a test binary killed at its timeout), so that no
+	// process is left behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		logFile.Close()
