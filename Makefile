@@ -20,12 +20,13 @@ VERSION      ?= 0.1.0-dev+$(GIT_SHA)$(GIT_DIRTY)
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all demo deps build image tools generate check-generate lint test test-unit devservers clean help
+.PHONY: all demo bench deps build image tools generate check-generate lint test test-unit devservers clean help
 
 all: build
 
 help:
 	@echo "make demo           outage, failover and replay on local ClickHouse and Kafka"
+	@echo "make bench          load benchmarks of the binary, written to BENCHMARKS.md"
 	@echo "make build          build bin/otelcol-failover with ocb (pinned)"
 	@echo "make image          container image otelcol-failover:<version> and :latest (podman or docker)"
 	@echo "make test           lint, check generated code, build everything, run every test"
@@ -117,6 +118,14 @@ devservers:
 ## the collector, an outage, failover, replay, and a summary. Under 3 minutes.
 demo: deps build devservers
 	go run ./internal/cmd/demo
+
+## Load into the real binary, side by side in one run (ratios), written to
+## BENCHMARKS.md. About 20 minutes with the 6-minute outage; BENCH_FLAGS
+## selects scenarios, e.g. BENCH_FLAGS='-scenarios=healthy,down -rounds=2'.
+BENCH_FLAGS ?=
+bench: deps build devservers
+	go build -o $(BIN_DIR)/bench ./bench
+	$(BIN_DIR)/bench -out BENCHMARKS.md $(BENCH_FLAGS)
 
 ## Everything, as CI runs it. Builds the collector and the local servers first:
 ## the distribution and end-to-end tests run the real binaries.

@@ -1,9 +1,10 @@
 // Package loadgen sends OTLP/HTTP load whose every item carries a unique id,
 // so that what arrived in ClickHouse can be checked item by item: spans and
 // log records by SpanId, gauge points by their nanosecond timestamp. It
-// costs little CPU (one batch per worker, ids patched in place, one marshal
-// per send), so that on a 2-core machine it measures the collector, not
-// itself.
+// costs little CPU (each worker marshals its batch once and patches the ids
+// in the encoded bytes for every send, see Encoded), so that on a 2-core
+// machine it measures the collector, not itself; Result.ProcessCPU says what
+// it cost.
 package loadgen // import "github.com/otelfailover/otelcol-failover/internal/loadgen"
 
 import (
@@ -15,15 +16,13 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
 // Signal is traces, metrics or logs.
@@ -55,8 +54,19 @@ type Options struct {
 	BatchSize int
 	// Workers send concurrently, each over its own keep-alive connection.
 	Workers int
-	// Rate limits batches per second over all workers; 0 means open loop.
+	// Rate paces batches per second over all workers: batch i is handed out
+	// at i/Rate after the start, or as soon as a worker is free when the run
+	// is behind (by at most one second: a longer backlog is dropped, not sent
+	// in a burst). 0 sends as fast as the workers get answers (closed loop).
 	Rate float64
+	// Duration, when positive, stops handing out batches after this long
+	// (the batches already sent still get their answer). With Batches 0 it
+	// is the only limit.
+	Duration time.Duration
+	// Attributes is the number of attributes on every span, log record and
+	// point (realistic HTTP server attributes, see PutAttributes); 0 keeps the
+	// items minimal.
+	Attributes int
 	// RetryFor keeps resending a rejected batch, as an OTLP client does,
 	// until it is accepted or this much time passed since its first try.
 	// 0 sends each batch once.
@@ -71,10 +81,26 @@ type Result struct {
 	AcceptedItems map[Signal]*atomic.Int64
 	// Retries counts sends after a rejection.
 	Retries atomic.Int64
+	// Requests counts HTTP requests made, retries included.
+	Requests atomic.Int64
 	// FirstError keeps one rejection for the report.
 	firstErrMu sync.Mutex
 	FirstError error
-	Elapsed    time.Duration
+	// Elapsed is the time from the first batch handed out to the last answer.
+	Elapsed time.Duration
+	// ProcessCPU is the user+system CPU time of this whole process during
+	// the run (getrusage): the generator plus whatever else the process did
+	// meanwhile, an upper bound of what generating the load cost.
+	ProcessCPU time.Duration
+}
+
+// TotalItems is the number of accepted items over all signals.
+func (r *Result) TotalItems() int64 {
+	var n int64
+	for _, c := range r.AcceptedItems {
+		n += c.Load()
+	}
+	return n
 }
 
 // Items is the number of accepted items of signal s.
@@ -104,35 +130,62 @@ func Run(ctx context.Context, opts Options) *Result {
 		res.AcceptedItems[s] = &atomic.Int64{}
 	}
 	jobs := make(chan job)
+	// Senders (and their encoded batches) are ready before the clock starts.
+	senders := make([]*sender, opts.Workers)
+	for w := range senders {
+		senders[w] = newSender(opts)
+	}
+	cpuBefore := ProcessCPU()
 	began := time.Now()
 	var wg sync.WaitGroup
-	for w := 0; w < opts.Workers; w++ {
+	for _, s := range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := newSender(opts)
 			for j := range jobs {
 				s.send(ctx, j, res)
 			}
 		}()
 	}
-	var tick *time.Ticker
+	var interval time.Duration
 	if opts.Rate > 0 {
-		tick = time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
-		defer tick.Stop()
+		interval = time.Duration(float64(time.Second) / opts.Rate)
 	}
+	pace := time.NewTimer(time.Hour)
+	pace.Stop()
+	defer pace.Stop()
+	next := began
+	var stop <-chan time.Time
+	if opts.Duration > 0 {
+		t := time.NewTimer(opts.Duration)
+		defer t.Stop()
+		stop = t.C
+	}
+	unlimited := opts.Batches <= 0 && opts.Duration > 0
 feed:
-	for b := 0; b < opts.Batches; b++ {
+	for b := 0; unlimited || b < opts.Batches; b++ {
 		for _, s := range opts.Signals {
-			if tick != nil {
-				select {
-				case <-tick.C:
-				case <-ctx.Done():
-					break feed
+			if interval > 0 {
+				next = next.Add(interval)
+				now := time.Now()
+				if behind := now.Sub(next); behind > time.Second {
+					next = now
+				}
+				if wait := next.Sub(now); wait > 0 {
+					pace.Reset(wait)
+					select {
+					case <-pace.C:
+					case <-stop:
+						break feed
+					case <-ctx.Done():
+						break feed
+					}
 				}
 			}
 			select {
 			case jobs <- job{signal: s, batch: b}:
+			case <-stop:
+				break feed
 			case <-ctx.Done():
 				break feed
 			}
@@ -141,36 +194,55 @@ feed:
 	close(jobs)
 	wg.Wait()
 	res.Elapsed = time.Since(began)
+	res.ProcessCPU = ProcessCPU() - cpuBefore
 	return res
 }
 
-// sender owns one batch per signal, patched in place for each send.
+// ProcessCPU is the user+system CPU time this process used so far.
+func ProcessCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sender owns one encoded batch per signal, patched in place for each send,
+// and one keep-alive connection.
 type sender struct {
 	opts   Options
 	client *http.Client
-	traces ptrace.Traces
-	logs   plog.Logs
-	gauge  pmetric.Metrics
+	enc    map[Signal]*Encoded
+	url    map[Signal]string
 }
 
 func newSender(opts Options) *sender {
-	return &sender{
+	s := &sender{
 		opts:   opts,
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}},
-		traces: NewTraces(opts.Run, opts.BatchSize),
-		logs:   NewLogs(opts.Run, opts.BatchSize),
-		gauge:  NewGauge(opts.Run, opts.BatchSize),
+		enc:    map[Signal]*Encoded{},
+		url:    map[Signal]string{},
 	}
+	for _, sig := range opts.Signals {
+		e, err := NewEncodedWithAttributes(sig, opts.Run, opts.BatchSize, opts.Attributes)
+		if err != nil {
+			panic(err) // pdata we built ourselves
+		}
+		s.enc[sig] = e
+		s.url[sig] = "http://" + opts.Endpoint + e.Path
+	}
+	return s
 }
 
 func (s *sender) send(ctx context.Context, j job, res *Result) {
-	body, path := s.encode(j)
+	body := s.enc[j.signal].Patch(uint64(j.batch) * uint64(s.opts.BatchSize))
 	first := time.Now()
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			res.Retries.Add(1)
 		}
-		err := s.post(ctx, path, body)
+		res.Requests.Add(1)
+		err := s.post(ctx, j.signal, body)
 		if err == nil {
 			res.Accepted.Add(1)
 			res.AcceptedItems[j.signal].Add(int64(s.opts.BatchSize))
@@ -188,42 +260,44 @@ func (s *sender) send(ctx context.Context, j job, res *Result) {
 	}
 }
 
-func (s *sender) encode(j job) ([]byte, string) {
-	first := uint64(j.batch) * uint64(s.opts.BatchSize)
-	var body []byte
-	var err error
-	switch j.signal {
-	case Traces:
-		SetTraceIDs(s.traces, first)
-		body, err = ptraceotlp.NewExportRequestFromTraces(s.traces).MarshalProto()
-	case Logs:
-		SetLogIDs(s.logs, first)
-		body, err = plogotlp.NewExportRequestFromLogs(s.logs).MarshalProto()
-	case Metrics:
-		SetGaugeIDs(s.gauge, first)
-		body, err = pmetricotlp.NewExportRequestFromMetrics(s.gauge).MarshalProto()
-	}
+// post sends body and returns once the transport released it (it closes a
+// request body when it is done writing it, possibly after the answer came),
+// so that the caller may patch the bytes again.
+func (s *sender) post(ctx context.Context, sig Signal, body []byte) error {
+	rb := &requestBody{closed: make(chan struct{})}
+	rb.r.Reset(body)
+	defer func() { <-rb.closed }()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url[sig], rb)
 	if err != nil {
-		panic(fmt.Sprintf("loadgen: marshal %s: %v", j.signal, err)) // pdata we built ourselves
-	}
-	return body, "/v1/" + string(j.signal)
-}
-
-func (s *sender) post(ctx context.Context, path string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.opts.Endpoint+path, bytes.NewReader(body))
-	if err != nil {
+		rb.Close()
 		return err
 	}
+	req.ContentLength = int64(len(body))
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return err
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	_, _ = io.Copy(io.Discard, resp.Body) // keep the connection reusable
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: HTTP %d: %q", path, resp.StatusCode, msg)
+		return fmt.Errorf("/v1/%s: HTTP %d: %q", sig, resp.StatusCode, msg)
 	}
+	return nil
+}
+
+// requestBody is a request body that says when the transport closed it.
+type requestBody struct {
+	r      bytes.Reader
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (b *requestBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *requestBody) Close() error {
+	b.once.Do(func() { close(b.closed) })
 	return nil
 }
 
@@ -236,6 +310,12 @@ func ID(n uint64) [8]byte {
 
 // NewTraces builds a batch of size spans of service run.
 func NewTraces(run string, size int) ptrace.Traces {
+	return NewTracesWithAttributes(run, size, 0)
+}
+
+// NewTracesWithAttributes builds a batch of size spans of service run, each
+// with attrs attributes.
+func NewTracesWithAttributes(run string, size, attrs int) ptrace.Traces {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", run)
@@ -245,6 +325,7 @@ func NewTraces(run string, size int) ptrace.Traces {
 		sp := spans.AppendEmpty()
 		sp.SetName("loadgen")
 		sp.SetKind(ptrace.SpanKindServer)
+		PutAttributes(sp.Attributes(), attrs)
 	}
 	SetTraceIDs(td, 0)
 	return td
@@ -269,6 +350,12 @@ func SetTraceIDs(td ptrace.Traces, first uint64) {
 
 // NewLogs builds a batch of size log records of service run.
 func NewLogs(run string, size int) plog.Logs {
+	return NewLogsWithAttributes(run, size, 0)
+}
+
+// NewLogsWithAttributes builds a batch of size log records of service run,
+// each with attrs attributes.
+func NewLogsWithAttributes(run string, size, attrs int) plog.Logs {
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.Resource().Attributes().PutStr("service.name", run)
@@ -278,6 +365,7 @@ func NewLogs(run string, size int) plog.Logs {
 		lr := recs.AppendEmpty()
 		lr.Body().SetStr("loadgen")
 		lr.SetSeverityNumber(plog.SeverityNumberInfo)
+		PutAttributes(lr.Attributes(), attrs)
 	}
 	SetLogIDs(ld, 0)
 	return ld
@@ -296,6 +384,12 @@ func SetLogIDs(ld plog.Logs, first uint64) {
 
 // NewGauge builds one gauge of service run with size points.
 func NewGauge(run string, size int) pmetric.Metrics {
+	return NewGaugeWithAttributes(run, size, 0)
+}
+
+// NewGaugeWithAttributes builds one gauge of service run with size points,
+// each with attrs attributes.
+func NewGaugeWithAttributes(run string, size, attrs int) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	rm.Resource().Attributes().PutStr("service.name", run)
@@ -304,7 +398,9 @@ func NewGauge(run string, size int) pmetric.Metrics {
 	pts := m.SetEmptyGauge().DataPoints()
 	pts.EnsureCapacity(size)
 	for i := 0; i < size; i++ {
-		pts.AppendEmpty().SetIntValue(int64(i))
+		pt := pts.AppendEmpty()
+		pt.SetIntValue(int64(i))
+		PutAttributes(pt.Attributes(), attrs)
 	}
 	SetGaugeIDs(md, 0)
 	return md
@@ -328,5 +424,45 @@ func CountQuery(s Signal, run string) string {
 		return fmt.Sprintf("SELECT count(), uniqExact(SpanId) FROM otel.otel_logs WHERE ServiceName = '%s'", run)
 	default:
 		return fmt.Sprintf("SELECT count(), uniqExact(TimeUnix) FROM otel.otel_metrics_gauge WHERE ServiceName = '%s'", run)
+	}
+}
+
+// httpAttributes are those of a typical HTTP server span (semantic
+// conventions), in the order PutAttributes adds them.
+var httpAttributes = []struct {
+	key string
+	val any
+}{
+	{"http.request.method", "GET"},
+	{"http.route", "/api/v1/orders/{id}"},
+	{"http.response.status_code", int64(200)},
+	{"url.path", "/api/v1/orders/4711"},
+	{"url.scheme", "https"},
+	{"server.address", "orders.internal.example.com"},
+	{"server.port", int64(8443)},
+	{"network.protocol.version", "1.1"},
+	{"client.address", "10.12.34.56"},
+	{"user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"},
+}
+
+// PutAttributes adds n attributes: those of an HTTP server span, then
+// loadgen.attr.<i> strings when n is larger.
+func PutAttributes(m pcommon.Map, n int) {
+	if n <= 0 {
+		return
+	}
+	m.EnsureCapacity(n)
+	for i := 0; i < n; i++ {
+		if i < len(httpAttributes) {
+			a := httpAttributes[i]
+			switch v := a.val.(type) {
+			case string:
+				m.PutStr(a.key, v)
+			case int64:
+				m.PutInt(a.key, v)
+			}
+			continue
+		}
+		m.PutStr(fmt.Sprintf("loadgen.attr.%d", i), fmt.Sprintf("value-%d", i))
 	}
 }
