@@ -49,6 +49,7 @@ type options struct {
 	workers        int
 	rate           float64
 	outageRate     float64
+	variants       []string
 }
 
 var allScenarios = []string{"ceiling", "healthy", "down", "failover", "outage"}
@@ -67,6 +68,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 4, "connections of the load generator")
 	flag.Float64Var(&o.rate, "rate", 0, "spans/s of the fixed-rate phase; 0: half the throughput the pilot run measured")
 	flag.Float64Var(&o.outageRate, "outage-rate", 200, "spans/s of the steady load in the failover and outage scenarios")
+	vars := flag.String("variants", "", "comma-separated variant keys to keep in the healthy and down scenarios (for investigations; default: all)")
 	flag.Parse()
 	for _, s := range strings.Split(*scen, ",") {
 		s = strings.TrimSpace(s)
@@ -78,6 +80,11 @@ func main() {
 			os.Exit(2)
 		}
 		o.scenarios = append(o.scenarios, s)
+	}
+	for _, v := range strings.Split(*vars, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			o.variants = append(o.variants, v)
+		}
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -142,6 +142,24 @@ func (b *bench) down() (*section, error) {
 func (b *bench) throughput(s *site, p plan, vs []variant, pairs []pair) (*section, error) {
 	began, loadBefore := time.Now(), uptime()
 	o := b.opts
+	if len(o.variants) > 0 {
+		var keep []variant
+		for _, v := range vs {
+			if contains(o.variants, v.Key) {
+				keep = append(keep, v)
+			}
+		}
+		var keepPairs []pair
+		for _, pr := range pairs {
+			if contains(o.variants, pr.num.Key) && contains(o.variants, pr.den.Key) {
+				keepPairs = append(keepPairs, pr)
+			}
+		}
+		if len(keep) == 0 {
+			return nil, fmt.Errorf("-variants %v names none of this scenario's variants", o.variants)
+		}
+		vs, pairs = keep, keepPairs
+	}
 	for _, v := range vs {
 		if v.Config != referenceConfig {
 			if err := checkSamePipeline(b.root, v.Config); err != nil {
