@@ -96,11 +96,15 @@ How to read it:
 - **Ratios, not absolute numbers.** The machine has %d cores shared by the load
   generator, the collector, devclickhouse, devkafka, and whatever else runs on it (other
   builds and tests, on the development machines): absolute rates move from run to run,
-  ratios measured side by side in one run much less. Every comparison alternates its
-  variants (A B …, then … B A, each on a fresh collector process) and the load average
-  is printed next to each run.
-- **Per-round ratios.** A ratio is computed within a round (variants measured minutes
-  apart), then the median over rounds is given with the range.
+  ratios measured side by side in one run much less. In the throughput scenarios one
+  collector per variant runs for the whole scenario and they are loaded in turn, in
+  slices of a few seconds, A B C … then … C B A, round after round, so that a busy
+  moment of the machine hits every variant alike; the load average is printed with
+  each round.
+- **Per-round ratios.** A ratio is computed within a round (its slices seconds apart),
+  then the median over rounds is given with the range, and next to it the ratio of
+  the totals over all rounds. When single rounds spread wider than the effect asked
+  about, only the median of many rounds means anything.
 - Throughput is spans delivered (the exporter's own `+"`otelcol_exporter_sent_spans`"+`,
   checked afterwards against the distinct span ids in ClickHouse) divided by the time from
   the first request to the last span delivered. CPU is `+"`utime+stime`"+` of the process from
@@ -108,8 +112,9 @@ How to read it:
 - No test asserts a timing; these numbers are for people.
 
 To reproduce: `+"`make bench`"+` (all scenarios, about 20 minutes), or for example
-`+"`make bench BENCH_FLAGS='-scenarios=healthy,down -rounds=2 -duration=10s'`"+`; sections of
-scenarios not run are kept as they were. `+"`bin/bench -h`"+` lists the flags.
+`+"`make bench BENCH_FLAGS='-scenarios=healthy,down -rounds=4'`"+`; sections of
+scenarios not run are kept as they were (`+"`-scenarios=`"+` only rewrites this file).
+`+"`bin/bench -h`"+` lists the flags.
 
 ## Machine (latest invocation)
 
@@ -120,7 +125,7 @@ scenarios not run are kept as they were. `+"`bin/bench -h`"+` lists the flags.
 | kernel | %s |
 | Go | %s |
 | collector | %s |
-| written | %s |
+| this file written | %s |
 
 ## Summary
 
