@@ -114,3 +114,16 @@ func TestBenchConfigsMatchReference(t *testing.T) {
 		t.Error("clickhouse-batch.yaml has a batch processor, the check should refuse it")
 	}
 }
+
+// The breaker's settings come from the collector's own print-config (the
+// binary is built by make test before the tests run).
+func TestBreakerSettings(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, maxOpen := breakerSettings(root)
+	if !strings.Contains(desc, "consecutive failures") || !strings.Contains(maxOpen, "max_open_duration`, ") {
+		t.Fatalf("breaker settings not read from bin/otelcol-failover print-config (build it with make build): %q / %q", desc, maxOpen)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 
@@ -53,4 +54,31 @@ func checkSamePipeline(root, config string) error {
 		}
 	}
 	return nil
+}
+
+// breakerSettings describes the ingest group's effective circuit breaker
+// (defaults included) as the collector prints it, so that the report's text
+// follows the component's defaults instead of repeating them.
+func breakerSettings(root string) (desc, maxOpen string) {
+	out, err := exec.Command(filepath.Join(root, "bin", "otelcol-failover"), "print-config",
+		"--config", filepath.Join(root, referenceConfig)).Output()
+	if err != nil {
+		return "see `circuit_breaker` in the failover_group README", "`max_open_duration`"
+	}
+	r, err := confmap.NewRetrievedFromYAML(out)
+	if err != nil {
+		return "see `circuit_breaker` in the failover_group README", "`max_open_duration`"
+	}
+	conf, err := r.AsConf()
+	if err != nil {
+		return "see `circuit_breaker` in the failover_group README", "`max_open_duration`"
+	}
+	cb, err := conf.Sub("exporters::failover_group/ingest::circuit_breaker")
+	if err != nil || len(cb.AllKeys()) == 0 {
+		return "see `circuit_breaker` in the failover_group README", "`max_open_duration`"
+	}
+	get := func(k string) string { return fmt.Sprint(cb.Get(k)) }
+	maxOpen = "`max_open_duration`, " + get("max_open_duration")
+	return fmt.Sprintf("open after %s consecutive failures, open %s, ×%s on every failed probe up to %s, %s successful probe(s) close it",
+		get("failure_threshold"), get("open_duration"), get("backoff_multiplier"), get("max_open_duration"), get("success_threshold")), maxOpen
 }
