@@ -80,34 +80,13 @@ func (s *site) close() {
 	}
 }
 
-// endOffsets sums the end offsets of topic (records ever written), with one
-// long-lived client so that polling it is cheap.
+// endOffsets and committed poll with the site's one long-lived admin client.
 func (s *site) endOffsets(ctx context.Context, topic string) (int64, error) {
-	ends, err := s.admin.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	if err := ends.Error(); err != nil {
-		return 0, err
-	}
-	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-	return n, nil
+	return stack.EndOffsets(ctx, s.admin, topic)
 }
 
-// committed sums the offsets group committed on topic.
 func (s *site) committed(ctx context.Context, group, topic string) (int64, error) {
-	offs, err := s.admin.FetchOffsets(ctx, group)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == topic && o.Err == nil && o.At > 0 {
-			n += o.At
-		}
-	})
-	return n, nil
+	return stack.Committed(ctx, s.admin, group, topic)
 }
 
 // counts returns (rows, distinct span ids) of run in ClickHouse.

@@ -123,12 +123,31 @@ func NewKafka(root, dir string, partitions int) (*Kafka, error) {
 // EndOffsets sums the end offsets of every partition of topic: the number
 // of records ever written to it.
 func (k *Kafka) EndOffsets(ctx context.Context, topic string) (int64, error) {
+	var n int64
+	err := k.withAdmin(func(adm *kadm.Client) (err error) { n, err = EndOffsets(ctx, adm, topic); return err })
+	return n, err
+}
+
+// Committed sums the offsets a consumer group committed on topic.
+func (k *Kafka) Committed(ctx context.Context, group, topic string) (int64, error) {
+	var n int64
+	err := k.withAdmin(func(adm *kadm.Client) (err error) { n, err = Committed(ctx, adm, group, topic); return err })
+	return n, err
+}
+
+func (k *Kafka) withAdmin(fn func(*kadm.Client) error) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	return fn(kadm.NewClient(cl))
+}
+
+// EndOffsets sums the end offsets of topic with an existing admin client
+// (for callers that poll and keep one open).
+func EndOffsets(ctx context.Context, adm *kadm.Client, topic string) (int64, error) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return 0, err
 	}
@@ -140,14 +159,10 @@ func (k *Kafka) EndOffsets(ctx context.Context, topic string) (int64, error) {
 	return n, nil
 }
 
-// Committed sums the offsets a consumer group committed on topic.
-func (k *Kafka) Committed(ctx context.Context, group, topic string) (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+// Committed sums the offsets group committed on topic with an existing
+// admin client.
+func Committed(ctx context.Context, adm *kadm.Client, group, topic string) (int64, error) {
+	offs, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
 		return 0, err
 	}
