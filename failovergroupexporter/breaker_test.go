@@ -206,7 +206,9 @@ func TestBreakerConcurrentUse(t *testing.T) {
 					}
 					continue
 				}
-				if (i+w)%3 == 0 {
+				// Four failures in a row per goroutine: the breaker opens
+				// even if the scheduler runs the goroutines one by one.
+				if (i+w)%5 == 0 {
 					bt.record(gen, verdictSuccess)
 				} else {
 					bt.record(gen, verdictFailure)

@@ -213,7 +213,10 @@ func TestHungMember(t *testing.T) {
 			assert.Equal(t, []string{"h1"}, h.member("dlq").receivedIDs())
 			c := h.member("primary").callList()[0]
 			require.True(t, c.hasDeadline, "the attempt has a deadline")
-			assert.WithinDuration(t, c.at.Add(200*time.Millisecond), c.deadline, 100*time.Millisecond)
+			// Set when the attempt began, between the send and the member's
+			// call: attempt_timeout after a moment in [began, c.at].
+			assert.False(t, c.deadline.Before(began.Add(200*time.Millisecond)), "deadline %v is sooner than attempt_timeout", c.deadline)
+			assert.False(t, c.deadline.After(c.at.Add(200*time.Millisecond)), "deadline %v is later than attempt_timeout", c.deadline)
 			assert.Equal(t, []string{"transient:timeout"}, h.member("dlq").callList()[0].md[dlqmeta.KeyReason])
 			assert.EqualValues(t, 1, h.sum("failover_group_attempts", memberAttr("testmember/primary"), outcomeAttr("transient_error")))
 		})

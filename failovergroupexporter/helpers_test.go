@@ -215,17 +215,24 @@ func (h *harness) sendCtx(ctx context.Context, ids ...string) error {
 
 func (h *harness) breaker(i int) *breaker { return membersOf(h.exp)[i].breaker }
 
-// waitReady waits until every member has started.
+// waitReady waits until every member has started and the group has taken
+// note: a member takes data as soon as it is ready, its state gauge and the
+// component status follow on its supervisor goroutine, which then ends.
 func (h *harness) waitReady() {
 	h.t.Helper()
+	for i := range membersOf(h.exp) {
+		h.waitMemberReady(i)
+	}
+}
+
+// waitMemberReady is waitReady for the i-th member only (tests where another
+// member is meant to stay down).
+func (h *harness) waitMemberReady(i int) {
+	h.t.Helper()
 	require.Eventually(h.t, func() bool {
-		for _, m := range membersOf(h.exp) {
-			if !m.ready() {
-				return false
-			}
-		}
-		return true
-	}, waitFor, time.Millisecond)
+		m := membersOf(h.exp)[i]
+		return m.ready() && m.settled()
+	}, waitFor, time.Millisecond, "member %d did not start", i)
 }
 
 // sum reads a counter's value for exactly the given attributes (0 if the
@@ -294,13 +301,23 @@ type memberView struct {
 	id      component.ID
 	breaker *breaker
 	ready   func() bool
+	// settled: the supervisor has finished (started, published, reported).
+	settled func() bool
 	isDLQ   bool
 }
 
 func viewsOf[T any](g *group[T]) []memberView {
 	out := make([]memberView, 0, len(g.members))
 	for _, m := range g.members {
-		out = append(out, memberView{id: m.id, breaker: m.breaker, ready: func() bool { return m.ready.Load() != nil }, isDLQ: m.isDLQ})
+		out = append(out, memberView{id: m.id, breaker: m.breaker, ready: func() bool { return m.ready.Load() != nil },
+			settled: func() bool {
+				select {
+				case <-m.done:
+					return true
+				default:
+					return false
+				}
+			}, isDLQ: m.isDLQ})
 	}
 	return out
 }

@@ -29,6 +29,7 @@ func TestMemberStartFailsThenRecovers(t *testing.T) {
 		primary.failStart(errStartDown)
 		h := newHarnessNoStart(t, sig, startFailsGroup, withMembers(members))
 		h.start() // does not fail although the member's Start does
+		h.waitMemberReady(1)
 
 		require.NoError(t, h.send("while-down"))
 		assert.Equal(t, []string{"while-down"}, h.member("dlq").receivedIDs())

@@ -3,6 +3,7 @@ package failovergroupexporter
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -120,8 +121,18 @@ func TestHealthyPathAllocations(t *testing.T) {
 	require.NoError(t, direct.Start(ctx, componenttest.NewNopHost()))
 	defer func() { require.NoError(t, direct.Shutdown(ctx)) }()
 
+	// Measure only once both members' supervisors have finished: their
+	// start-up work would be counted too (AllocsPerRun counts the process).
+	require.Eventually(t, func() bool {
+		for _, m := range membersOf(group) {
+			if !m.ready() || !m.settled() {
+				return false
+			}
+		}
+		return true
+	}, waitFor, time.Millisecond)
 	td := benchTraces()
-	require.NoError(t, group.ConsumeTraces(ctx, td)) // waits for the first start
+	require.NoError(t, group.ConsumeTraces(ctx, td))
 	d := testing.AllocsPerRun(200, func() { _ = direct.ConsumeTraces(ctx, td) })
 	g := testing.AllocsPerRun(200, func() { _ = group.ConsumeTraces(ctx, td) })
 	t.Logf("allocs per batch: direct %.0f, group %.0f", d, g)

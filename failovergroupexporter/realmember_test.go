@@ -81,6 +81,7 @@ func TestRealClickHouseHangs(t *testing.T) {
 func TestRealClickHouseStartFails(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
 		h := newHarness(t, sig, clickhouseGroup(closedPort(t), true)) // Start does not fail
+		h.waitMemberReady(1)
 		require.NoError(t, h.send("a"))
 		calls := h.member("dlq").callList()
 		require.Len(t, calls, 1)
@@ -102,6 +103,7 @@ func TestRealClickHouseStartHangs(t *testing.T) {
 	began := time.Now()
 	h.start()
 	assert.Less(t, time.Since(began), time.Second, "the collector's start is not delayed by a Start that blocks for 3s")
+	h.waitMemberReady(1)
 	require.NoError(t, h.send("a"))
 	assert.Less(t, time.Since(began), 2*time.Second, "the first batch waited at most attempt_timeout")
 	assert.Equal(t, []string{"a"}, h.member("dlq").receivedIDs())

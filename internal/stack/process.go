@@ -167,6 +167,25 @@ func (p *Process) Paused() (bool, error) {
 	if pid == 0 {
 		return false, fmt.Errorf("%s: not running", p.Name)
 	}
+	return Stopped(pid)
+}
+
+// Pause sends SIGSTOP and waits until the process is stopped: the signal is
+// delivered asynchronously, and a request it was still serving would be
+// answered after kill(2) returned.
+func (p *Process) Pause() error {
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	return WaitStopped(p.Pid(), 10*time.Second)
+}
+
+// Resume sends SIGCONT.
+func (p *Process) Resume() error { return p.Signal(syscall.SIGCONT) }
+
+// Stopped reports whether process pid is stopped by a signal: its state in
+// /proc/<pid>/stat is T.
+func Stopped(pid int) (bool, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false, err
@@ -176,9 +195,28 @@ func (p *Process) Paused() (bool, error) {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 || i+2 >= len(s) {
-		return false, fmt.Errorf("%s: unexpected /proc stat %q", p.Name, s)
+		return false, fmt.Errorf("pid %d: unexpected /proc stat %q", pid, s)
 	}
 	return s[i+2] == 'T', nil
+}
+
+// WaitStopped polls until process pid is stopped (after SIGSTOP), or fails
+// after timeout.
+func WaitStopped(pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		stopped, err := Stopped(pid)
+		if err != nil {
+			return err
+		}
+		if stopped {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d was not stopped %v after SIGSTOP", pid, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Stop sends SIGTERM (after SIGCONT, in case it was paused), waits up to

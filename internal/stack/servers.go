@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -49,11 +48,6 @@ func NewClickHouse(root, dir string) (*ClickHouse, error) {
 
 // Endpoint is the HTTP endpoint for the clickhouse exporter.
 func (c *ClickHouse) Endpoint() string { return "http://" + c.Addr }
-
-// Pause and Resume simulate a hung server: connections stay open, nothing
-// answers.
-func (c *ClickHouse) Pause() error  { return c.Signal(syscall.SIGSTOP) }
-func (c *ClickHouse) Resume() error { return c.Signal(syscall.SIGCONT) }
 
 // Query runs sql and returns the TabSeparated answer, trimmed.
 func (c *ClickHouse) Query(ctx context.Context, sql string) (string, error) {

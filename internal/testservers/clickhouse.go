@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otelfailover/otelcol-failover/internal/stack"
 )
 
 // ModulePath is the root module of this repository; RepoRoot looks for its
@@ -339,10 +341,14 @@ func (ch *ClickHouse) Start() {
 }
 
 // Pause freezes the server (SIGSTOP): connections are accepted by the
-// kernel but never answered, the "hung server" outage.
+// kernel but never answered, the "hung server" outage. It returns once the
+// process is stopped (the signal is delivered asynchronously).
 func (ch *ClickHouse) Pause() {
 	ch.tb.Helper()
-	ch.signal(syscall.SIGSTOP, true)
+	pid := ch.signal(syscall.SIGSTOP, true)
+	if err := stack.WaitStopped(pid, 10*time.Second); err != nil {
+		ch.tb.Fatalf("testservers: devclickhouse: %v", err)
+	}
 }
 
 // Resume unfreezes a paused server (SIGCONT).
@@ -351,7 +357,7 @@ func (ch *ClickHouse) Resume() {
 	ch.signal(syscall.SIGCONT, false)
 }
 
-func (ch *ClickHouse) signal(sig syscall.Signal, paused bool) {
+func (ch *ClickHouse) signal(sig syscall.Signal, paused bool) (pid int) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.cmd == nil {
@@ -361,6 +367,7 @@ func (ch *ClickHouse) signal(sig syscall.Signal, paused bool) {
 		ch.tb.Fatalf("testservers: signal %v to devclickhouse: %v", sig, err)
 	}
 	ch.paused = paused
+	return ch.cmd.Process.Pid
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
