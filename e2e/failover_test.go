@@ -2,16 +2,18 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
-	"github.com/otelfailover/otelcol-failover/internal/stack"
+	"github.com/otelfailover/otelcol-failover/internal/loadgen"
 )
 
 // ClickHouse up the whole time: everything lands in ClickHouse and the DLQ
 // topics stay empty.
 func TestHealthyClickHouseNothingParked(t *testing.T) {
 	e := newEnv(t, envOptions{})
+	e.waitLiveStarted()
 	const batches, size = 20, 100
 	res := e.load(context.Background(), batches, size, 0)
 	requireAccepted(t, res, batches)
@@ -40,32 +42,24 @@ func TestOutageFailoverAndReplay(t *testing.T) {
 	}()
 
 	// Let some data land live, then take ClickHouse away.
-	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := stack.WaitFor(waitCtx, 200*time.Millisecond, func() (bool, error) {
-		_, distinct, err := e.counts(waitCtx, "traces")
+	e.waitUntil("a span in ClickHouse before the outage", 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, distinct, err := e.counts(ctx, "traces")
 		return distinct > 0, err
-	}); err != nil {
-		t.Fatalf("no span reached ClickHouse before the outage: %v", err)
-	}
+	})
 	e.stopClickHouse()
 	outageStart := time.Now()
 
 	// During the outage the group parks batches in the DLQ.
-	if err := stack.WaitFor(waitCtx, 200*time.Millisecond, func() (bool, error) {
-		n, err := e.kafka.EndOffsets(waitCtx, "otlp_spans_dlq")
+	e.waitUntil("a batch in the DLQ during the outage", 30*time.Second, func(ctx context.Context) (bool, error) {
+		n, err := e.kafka.EndOffsets(ctx, "otlp_spans_dlq")
 		return n > 0, err
-	}); err != nil {
-		t.Fatalf("nothing reached the DLQ during the ClickHouse outage: %v", err)
-	}
+	})
 	t.Logf("first batch in the DLQ %v after ClickHouse stopped", time.Since(outageStart).Round(time.Millisecond))
 	// Keep the outage long enough for the breaker to open.
-	if err := stack.WaitFor(waitCtx, 200*time.Millisecond, func() (bool, error) {
+	e.waitUntil("clickhouse/live to leave the closed state", 30*time.Second, func(context.Context) (bool, error) {
 		v, err := e.col.Metric("otelcol_failover_group_member_state", `member=clickhouse/live`)
 		return v > 0, err
-	}); err != nil {
-		t.Fatalf("clickhouse/live never left the closed state during the outage: %v", err)
-	}
+	})
 	e.startClickHouse()
 	<-done
 	r := <-res
@@ -82,13 +76,18 @@ func TestOutageFailoverAndReplay(t *testing.T) {
 	}
 	t.Logf("parked in the DLQ during the outage: %v", parked)
 
-	// Back on the primary: every group's clickhouse members closed again.
-	backCtx, cancelBack := context.WithTimeout(ctx, 120*time.Second)
-	defer cancelBack()
-	if err := stack.WaitFor(backCtx, 500*time.Millisecond, func() (bool, error) {
+	// Back on the primary. The breaker moves only when a batch arrives (it
+	// probes with real data, it has no timer), and the load may have ended
+	// while it was still open: each poll sends one small batch per signal.
+	probes := 0
+	e.waitUntil("the ingest group to return to clickhouse/live", 120*time.Second, func(ctx context.Context) (bool, error) {
+		probes++
+		r := e.loadOpts(ctx, loadgen.Options{Run: e.run + "-probe", Batches: 1, BatchSize: 1, RetryFor: 10 * time.Second})
+		if r.Accepted.Load() != int64(len(loadgen.AllSignals)) {
+			return false, fmt.Errorf("probe batch refused: %d of %d accepted", r.Accepted.Load(), len(loadgen.AllSignals))
+		}
 		v, err := e.col.Metric("otelcol_failover_group_member_state", `member=clickhouse/live`)
 		return v == 0, err
-	}); err != nil {
-		t.Fatalf("the ingest group did not return to clickhouse/live: %v", err)
-	}
+	})
+	t.Logf("back on clickhouse/live after %d probe batches", probes)
 }

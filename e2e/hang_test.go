@@ -16,6 +16,7 @@ import (
 // hung, and after SIGCONT everything reaches ClickHouse.
 func TestHungClickHouseFailsOverWithinAttemptTimeout(t *testing.T) {
 	e := newEnv(t, envOptions{})
+	e.waitLiveStarted()
 	// Cancelled at the end of the test, so a failed test leaves no load
 	// running against a port that another test may get next.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -223,6 +223,17 @@ func (e *env) warmUp() {
 	}
 }
 
+// waitLiveStarted waits until clickhouse/live, the ingest group's primary,
+// has started for every signal and is closed: batches sent before that wait
+// for its start for at most attempt_timeout, then go to the DLQ.
+func (e *env) waitLiveStarted() {
+	e.t.Helper()
+	e.waitUntil("clickhouse/live to start for every signal", 60*time.Second, func(context.Context) (bool, error) {
+		state, series, err := e.col.MetricSeries("otelcol_failover_group_member_state", "member=clickhouse/live")
+		return series == len(loadgen.AllSignals) && state == 0, err
+	})
+}
+
 // waitReplayConsumers waits until every replay consumer group has joined
 // with all partitions of its DLQ topic assigned, so that a scenario's
 // timings start with a consumer that is running.

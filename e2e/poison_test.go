@@ -27,10 +27,10 @@ import (
 // are replayed into ClickHouse and every offset is committed.
 func TestPoisonInDLQDoesNotBlockItsPartition(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	e.warmUp() // the schema exists
 	e.waitReplayConsumers()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 
 	poisonService := e.run + "-poison"
 	if _, err := e.ch.Query(ctx, fmt.Sprintf(
@@ -100,7 +100,9 @@ func TestPoisonInDLQDoesNotBlockItsPartition(t *testing.T) {
 	if n := strings.Count(content, `"spanId"`); n != 5 {
 		t.Errorf("poison file holds %d spans, want the 5 of the poison batch", n)
 	}
-	rows, err := e.ch.QueryInts(ctx, fmt.Sprintf("SELECT count() FROM otel.otel_traces WHERE ServiceName = '%s'", poisonService))
+	qctx, qcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer qcancel()
+	rows, err := e.ch.QueryInts(qctx, fmt.Sprintf("SELECT count() FROM otel.otel_traces WHERE ServiceName = '%s'", poisonService))
 	if err != nil || len(rows) != 1 || rows[0] != 0 {
 		t.Errorf("poison rows in ClickHouse: %v (%v), want 0", rows, err)
 	}

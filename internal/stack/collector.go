@@ -97,12 +97,18 @@ func (c *Collector) StartAndWait(timeout time.Duration) error {
 // Metric sums the values of the collector's own Prometheus metric name whose
 // labels contain every given label=value pair.
 func (c *Collector) Metric(name string, labels ...string) (float64, error) {
+	sum, _, err := c.MetricSeries(name, labels...)
+	return sum, err
+}
+
+// MetricSeries is Metric that also counts the matching series, to tell a
+// value of 0 from a series not yet published.
+func (c *Collector) MetricSeries(name string, labels ...string) (sum float64, series int, err error) {
 	resp, err := c.client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.MetricsPort))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	var sum float64
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1024*1024), 4*1024*1024)
 	for sc.Scan() {
@@ -127,6 +133,7 @@ func (c *Collector) Metric(name string, labels ...string) (float64, error) {
 			continue
 		}
 		sum += v
+		series++
 	}
-	return sum, sc.Err()
+	return sum, series, sc.Err()
 }

@@ -335,8 +335,18 @@ func (ch *ClickHouse) Start() {
 	if running {
 		ch.tb.Fatalf("testservers: devclickhouse on %s is already running", addr)
 	}
-	if err := ch.start(addr); err != nil {
-		ch.tb.Fatalf("testservers: restart devclickhouse on %s: %v\nserver log:\n%s", addr, err, ch.log.String())
+	// The port was free while the server was down, so another program (a
+	// client's ephemeral port) may hold it for a moment: retry a while.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := ch.start(addr)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			ch.tb.Fatalf("testservers: restart devclickhouse on %s: %v\nserver log:\n%s", addr, err, ch.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
