@@ -288,23 +288,39 @@ func FreePort() (int, error) {
 	return 0, errors.New("no free port on 127.0.0.1 that was not handed out already")
 }
 
-// RepoRoot finds the checkout root from the working directory.
+// ModulePath is the root module of this repository; RepoRoot looks for its
+// go.mod.
+const ModulePath = "github.com/otelfailover/otelcol-failover"
+
+// RepoRoot walks up from the working directory to the directory whose
+// go.mod declares ModulePath (nested modules such as devservers/... and
+// tools are passed by).
 func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.Contains(string(b), "module github.com/otelfailover/otelcol-failover\n") {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && declaresModule(b, ModulePath) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("not inside the otelcol-failover checkout")
+			return "", fmt.Errorf("no go.mod declaring module %s above the working directory: run from the otelcol-failover checkout", ModulePath)
 		}
 		dir = parent
 	}
+}
+
+// declaresModule reports whether go.mod content declares module path.
+func declaresModule(gomod []byte, path string) bool {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`) == path
+		}
+	}
+	return false
 }
 
 // WaitFor polls cond until it holds or ctx ends.

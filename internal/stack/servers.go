@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -49,9 +48,11 @@ func NewClickHouse(root, dir string) (*ClickHouse, error) {
 // Endpoint is the HTTP endpoint for the clickhouse exporter.
 func (c *ClickHouse) Endpoint() string { return "http://" + c.Addr }
 
-// Query runs sql and returns the TabSeparated answer, trimmed.
+// Query runs sql (in the request body, so inserts of any size fit) and
+// returns the TabSeparated answer, trimmed. A ClickHouse error names its
+// exception code, as the server's X-ClickHouse-Exception-Code header does.
 func (c *ClickHouse) Query(ctx context.Context, sql string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint()+"/?"+url.Values{"query": {sql}}.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint()+"/", strings.NewReader(sql))
 	if err != nil {
 		return "", err
 	}
@@ -65,7 +66,8 @@ func (c *ClickHouse) Query(ctx context.Context, sql string) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("clickhouse: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		return "", fmt.Errorf("clickhouse: query %q: %s (exception code %s): %s", sql, resp.Status,
+			resp.Header.Get("X-ClickHouse-Exception-Code"), strings.TrimSpace(string(body)))
 	}
 	return strings.TrimSpace(string(body)), nil
 }
