@@ -2,7 +2,6 @@ package dlqroutingconnector
 
 import (
 	"context"
-	"errors"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
@@ -10,6 +9,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelfailover/otelcol-failover/internal/errclass"
 )
 
 // The connector neither mutates the data nor keeps it: it hands each
@@ -64,34 +65,32 @@ func (c *logsConnector) Shutdown(context.Context) error {
 	return nil
 }
 
-// isJoined reports whether err joins several errors (the fan-out to several
-// pipelines joins theirs): a failed part named in one of them is that
-// pipeline's, not the batch's.
-func isJoined(err error) bool {
-	_, ok := err.(interface{ Unwrap() []error })
-	return ok
+// joined returns the errors err joins, if it is a join: the fan-out to
+// several pipelines joins theirs.
+func joined(err error) ([]error, bool) {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return nil, false
+	}
+	return j.Unwrap(), true
 }
 
-func failedTraces(err error) (ptrace.Traces, bool) {
-	var e consumererror.Traces
-	if isJoined(err) || !errors.As(err, &e) {
-		return ptrace.Traces{}, false
+// failedPart is the part of the batch the replay pipeline did not accept.
+// A failed part named in one error of a join is that pipeline's, not the
+// batch's: then there is none.
+func failedPart[E interface {
+	error
+	Data() D
+}, D any](err error) (D, bool) {
+	if _, ok := joined(err); ok {
+		var zero D
+		return zero, false
 	}
-	return e.Data(), true
+	return errclass.FailedPart[E, D](err)
 }
 
-func failedMetrics(err error) (pmetric.Metrics, bool) {
-	var e consumererror.Metrics
-	if isJoined(err) || !errors.As(err, &e) {
-		return pmetric.Metrics{}, false
-	}
-	return e.Data(), true
-}
-
-func failedLogs(err error) (plog.Logs, bool) {
-	var e consumererror.Logs
-	if isJoined(err) || !errors.As(err, &e) {
-		return plog.Logs{}, false
-	}
-	return e.Data(), true
-}
+var (
+	failedTraces  = failedPart[consumererror.Traces, ptrace.Traces]
+	failedMetrics = failedPart[consumererror.Metrics, pmetric.Metrics]
+	failedLogs    = failedPart[consumererror.Logs, plog.Logs]
+)

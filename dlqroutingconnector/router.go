@@ -189,14 +189,7 @@ func (r *router[C, D]) shutdown() {
 // isReplay reports whether the request's client metadata says the data was
 // replayed from the DLQ: ANY configured criterion matches.
 func (r *router[C, D]) isReplay(md client.Metadata) bool {
-	if len(r.topics) > 0 {
-		for _, t := range md.Get(metaKafkaTopic) {
-			if slices.Contains(r.topics, t) {
-				return true
-			}
-		}
-	}
-	return r.dlqHeader && len(md.Get(dlqmeta.KeyGroup)) > 0
+	return dlqmeta.Replayed(md, r.topics, r.dlqHeader)
 }
 
 // route sends one request's data, whole, to one route. The client metadata
@@ -314,8 +307,7 @@ func allPermanent(err error) bool {
 	if err == nil {
 		return false
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		parts := j.Unwrap()
+	if parts, ok := joined(err); ok {
 		for _, p := range parts {
 			if !allPermanent(p) {
 				return false

@@ -75,7 +75,7 @@ func noCancel() {}
 // The healthy path (first member admits and accepts) allocates nothing of
 // its own when the member bounds its calls itself (see enforcesTimeout).
 func (g *group[T]) push(ctx context.Context, data T) error {
-	replayed := dlqmeta.IsDeadLettered(ctx) || dlqmeta.ReadFromTopic(ctx, g.dlqTopics)
+	replayed := dlqmeta.Replayed(client.FromContext(ctx).Metadata, g.dlqTopics, true)
 	var (
 		failBuf       [4]attemptFailure
 		failures      = failBuf[:0]

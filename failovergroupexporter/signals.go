@@ -2,7 +2,6 @@ package failovergroupexporter // import "github.com/otelfailover/otelcol-failove
 
 import (
 	"context"
-	"errors"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -10,6 +9,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelfailover/otelcol-failover/internal/errclass"
 )
 
 // signal is what the failover loop needs to know about one telemetry type.
@@ -35,13 +36,7 @@ var tracesSignal = signal[ptrace.Traces]{
 		td.CopyTo(c)
 		return c
 	},
-	failedPart: func(err error) (ptrace.Traces, bool) {
-		var e consumererror.Traces
-		if errors.As(err, &e) {
-			return e.Data(), true
-		}
-		return ptrace.Traces{}, false
-	},
+	failedPart:     errclass.FailedPart[consumererror.Traces, ptrace.Traces],
 	withFailedPart: consumererror.NewTraces,
 	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*instance[ptrace.Traces], error) {
 		e, err := f.CreateTraces(ctx, set, cfg)
@@ -60,13 +55,7 @@ var metricsSignal = signal[pmetric.Metrics]{
 		md.CopyTo(c)
 		return c
 	},
-	failedPart: func(err error) (pmetric.Metrics, bool) {
-		var e consumererror.Metrics
-		if errors.As(err, &e) {
-			return e.Data(), true
-		}
-		return pmetric.Metrics{}, false
-	},
+	failedPart:     errclass.FailedPart[consumererror.Metrics, pmetric.Metrics],
 	withFailedPart: consumererror.NewMetrics,
 	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*instance[pmetric.Metrics], error) {
 		e, err := f.CreateMetrics(ctx, set, cfg)
@@ -85,13 +74,7 @@ var logsSignal = signal[plog.Logs]{
 		ld.CopyTo(c)
 		return c
 	},
-	failedPart: func(err error) (plog.Logs, bool) {
-		var e consumererror.Logs
-		if errors.As(err, &e) {
-			return e.Data(), true
-		}
-		return plog.Logs{}, false
-	},
+	failedPart:     errclass.FailedPart[consumererror.Logs, plog.Logs],
 	withFailedPart: consumererror.NewLogs,
 	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*instance[plog.Logs], error) {
 		e, err := f.CreateLogs(ctx, set, cfg)

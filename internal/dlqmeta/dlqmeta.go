@@ -10,6 +10,7 @@ package dlqmeta // import "github.com/otelfailover/otelcol-failover/internal/dlq
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/client"
@@ -37,17 +38,20 @@ const (
 // the topic a record was read from.
 const KeyKafkaTopic = "kafka.topic"
 
-// ReadFromTopic reports whether the client metadata in ctx says the data was
-// read from one of topics by a kafka receiver.
-func ReadFromTopic(ctx context.Context, topics []string) bool {
+// Replayed reports whether client metadata md says the data was read back
+// from a DLQ: its kafka.topic is one of topics, or (when byStamp) it
+// carries a group's stamp. The failover group's loop guard and dlq_routing's
+// match both ask this question; this is the one answer.
+func Replayed(md client.Metadata, topics []string, byStamp bool) bool {
+	if byStamp && len(md.Get(KeyGroup)) > 0 {
+		return true
+	}
 	if len(topics) == 0 {
 		return false
 	}
-	for _, t := range client.FromContext(ctx).Metadata.Get(KeyKafkaTopic) {
-		for _, want := range topics {
-			if t == want {
-				return true
-			}
+	for _, t := range md.Get(KeyKafkaTopic) {
+		if slices.Contains(topics, t) {
+			return true
 		}
 	}
 	return false
