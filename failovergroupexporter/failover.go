@@ -58,8 +58,14 @@ var (
 	errUnavailable = errors.New("not started (its start failed or is still in progress; it is retried in the background)")
 	errLoopGuard   = errors.New("the data was replayed from a dead-letter queue and must not be written to one again (loop guard); it fails so that its source retries later")
 	skipErrors     = [numSkipReasons]error{errBreakerOpen, errUnavailable, errLoopGuard}
-	// skipStampReasons are the DLQ reason values of skipped members.
-	skipStampReasons = [numSkipReasons]string{"transient:breaker_open", "transient:unavailable", "transient:loop_guard"}
+	// skipStampReasons are the DLQ reason values of skipped members:
+	// "transient:breaker_open" and so on, as errclass verdicts read.
+	skipStampReasons = func() (r [numSkipReasons]string) {
+		for i, name := range skipReasonNames {
+			r[i] = errclass.Transient.String() + ":" + name
+		}
+		return r
+	}()
 )
 
 func noCancel() {}
@@ -75,14 +81,16 @@ func noCancel() {}
 // The healthy path (first member admits and accepts) allocates nothing of
 // its own when the member bounds its calls itself (see enforcesTimeout).
 func (g *group[T]) push(ctx context.Context, data T) error {
-	replayed := dlqmeta.Replayed(client.FromContext(ctx).Metadata, g.dlqTopics, true)
 	var (
-		failBuf       [4]attemptFailure
-		failures      = failBuf[:0]
-		last          miss
-		missed        bool   // last holds a miss
-		onlyPermanent = true // every failure so far was the data's fault
-		delivered     bool   // some part was accepted by a member
+		// replayed (the loop guard's question) is asked of the caller's ctx
+		// when a DLQ member is first reached, not on the healthy path.
+		replayed, askedReplayed bool
+		failBuf                 [4]attemptFailure
+		failures                = failBuf[:0]
+		last                    miss
+		missed                  bool   // last holds a miss
+		onlyPermanent           = true // every failure so far was the data's fault
+		delivered               bool   // some part was accepted by a member
 	)
 	for i, m := range g.members {
 		hasNext := i < len(g.members)-1
@@ -96,9 +104,14 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 			last, missed = miss{member: m.idStr, reason: skipStampReasons[r], cache: &m.stamps}, true
 		}
 
-		if replayed && m.isDLQ {
-			skip(skipLoopGuard)
-			continue
+		if m.isDLQ {
+			if !askedReplayed {
+				replayed, askedReplayed = dlqmeta.Replayed(client.FromContext(ctx).Metadata, g.dlqTopics, true), true
+			}
+			if replayed {
+				skip(skipLoopGuard)
+				continue
+			}
 		}
 		gen, ok := m.breaker.allow() // closed: one atomic load; open: plus a clock read
 		if !ok {
@@ -158,21 +171,20 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 
 		callerGaveUp := ctx.Err() != nil
 		v := errclass.Classify(err)
+		permanent := v.Class == errclass.Permanent
 		failedPart, partial := g.sig.failedPart(err)
-		switch {
-		case callerGaveUp:
-			// Not the member's fault: the caller's own deadline ended.
-			m.breaker.record(gen, verdictNeutral)
-		case v.Class == errclass.Permanent:
-			m.breaker.record(gen, verdictNeutral)
-		default:
-			m.breaker.record(gen, verdictFailure)
+		// The breaker is charged for transient failures only: bad data, or
+		// the caller's own deadline ending, is not the member's fault.
+		bv := verdictFailure
+		if callerGaveUp || permanent {
+			bv = verdictNeutral
 		}
+		m.breaker.record(gen, bv)
 		o := outcomeTransient
 		switch {
 		case partial:
 			o = outcomePartial
-		case v.Class == errclass.Permanent:
+		case permanent:
 			o = outcomePermanent
 		}
 		m.tel.attempt(ctx, o, took)
@@ -187,12 +199,10 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 			onlyPermanent = false
 			break
 		}
-		if v.Class == errclass.Permanent && g.cfg.OnPermanentError == PermanentErrorReturn {
+		if permanent && g.cfg.OnPermanentError == PermanentErrorReturn {
 			return g.exhausted(ctx, data, delivered, true, failures)
 		}
-		if v.Class != errclass.Permanent {
-			onlyPermanent = false
-		}
+		onlyPermanent = onlyPermanent && permanent
 		last, missed = miss{member: m.idStr, reason: v.Class.String() + ":" + v.Reason, cache: &m.stamps}, true
 		if hasNext {
 			m.tel.failover(ctx)

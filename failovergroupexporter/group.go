@@ -96,7 +96,6 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, i int, 
 		tel:             newMemberTelemetry(g.tb, g.attrs, mc.id.String()),
 	}
 	gm.member = &member[T]{
-		index:      i,
 		id:         mc.id,
 		isDLQ:      i > 0 || mc.id.Type() == kafkaType,
 		cfg:        mc,
@@ -109,7 +108,7 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, i int, 
 		done:       make(chan struct{}),
 	}
 	gm.breaker = newBreaker(g.cfg.CircuitBreaker, nil, func(from, to breakerState) { g.onBreakerChange(gm, from, to) })
-	gm.onAvailability = func(ready bool) { g.onAvailabilityChange(gm, ready) }
+	gm.onAvailability = func() { g.onAvailabilityChange(gm) }
 	first, err := gm.newInstance(ctx)
 	if err != nil {
 		return nil, err
@@ -203,7 +202,7 @@ func (g *group[T]) onBreakerChange(m *groupMember[T], from, to breakerState) {
 	g.reportStatus()
 }
 
-func (g *group[T]) onAvailabilityChange(m *groupMember[T], _ bool) {
+func (g *group[T]) onAvailabilityChange(m *groupMember[T]) {
 	m.publishState()
 	g.reportStatus()
 }

@@ -38,8 +38,7 @@ type createFunc[T any] func(context.Context, exporter.Factory, exporter.Settings
 // member supervises one member exporter: it starts it in the background,
 // restarts it with backoff while Start fails, and holds its breaker.
 type member[T any] struct {
-	index int
-	id    component.ID // as configured, e.g. clickhouse/live
+	id component.ID // as configured, e.g. clickhouse/live
 	// isDLQ marks a member that must never receive data replayed from a DLQ:
 	// every member after the primary, and any kafka member.
 	isDLQ   bool
@@ -54,7 +53,7 @@ type member[T any] struct {
 	firstWait time.Duration
 	logger    *zap.Logger
 	// onAvailability is called when the member becomes ready or its start fails.
-	onAvailability func(ready bool)
+	onAvailability func()
 
 	ready      atomic.Pointer[instance[T]]
 	firstStart chan struct{} // closed once the first Start attempt has ended
@@ -115,7 +114,7 @@ func (m *member[T]) supervise(ctx context.Context, host component.Host, in *inst
 			if attempt > 1 {
 				m.logger.Info("Member started after earlier failures; it takes data again", zap.Int("start_attempts", attempt))
 			}
-			m.onAvailability(true)
+			m.onAvailability()
 			return
 		}
 		firstDone()
@@ -130,7 +129,7 @@ func (m *member[T]) supervise(ctx context.Context, host component.Host, in *inst
 		}
 		m.logger.Warn("Member could not start; it is unavailable and its data goes to the next member. Retrying in the background.",
 			zap.Int("start_attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
-		m.onAvailability(false)
+		m.onAvailability()
 		select {
 		case <-ctx.Done():
 			return
