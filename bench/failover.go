@@ -88,18 +88,6 @@ func (r *stateRecorder) stop() []transition {
 	return append([]transition(nil), r.changes...)
 }
 
-// sleepCtx sleeps d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // steadyLoad sends rate spans/s to col for d in the background.
 func (b *bench) steadyLoad(col *stack.Collector, run string, rate float64, d time.Duration) <-chan *loadgen.Result {
 	o := b.traces(col.OTLPHTTP, run)
@@ -130,7 +118,7 @@ func (b *bench) failover() (*section, error) {
 
 	const warm, after = 10 * time.Second, 20 * time.Second
 	loadDone := b.steadyLoad(col, name, o.outageRate, warm+o.failoverOutage+after)
-	if err := sleepCtx(b.ctx, warm); err != nil {
+	if err := stack.Sleep(b.ctx, warm); err != nil {
 		return nil, err
 	}
 	rec := recordStates(col, groupLive, "kafka/dlq", "clickhouse/replay")
@@ -160,7 +148,7 @@ func (b *bench) failover() (*section, error) {
 		return nil, fmt.Errorf("no batch reached the DLQ within a minute of ClickHouse stopping: %w", err)
 	}
 	logf("failover: first batch in the DLQ %v after ClickHouse was told to stop (it exited after %v)", tFirst.Sub(t0).Round(time.Millisecond), tExited.Sub(t0).Round(time.Millisecond))
-	if err := sleepCtx(b.ctx, time.Until(t0.Add(o.failoverOutage))); err != nil {
+	if err := stack.Sleep(b.ctx, time.Until(t0.Add(o.failoverOutage))); err != nil {
 		return nil, err
 	}
 	stateAtStart, _ := memberState(col, groupLive)

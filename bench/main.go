@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -75,7 +76,7 @@ func main() {
 		if s == "" {
 			continue
 		}
-		if !contains(allScenarios, s) {
+		if !slices.Contains(allScenarios, s) {
 			fmt.Fprintf(os.Stderr, "bench: unknown scenario %q (known: %s)\n", s, strings.Join(allScenarios, ", "))
 			os.Exit(2)
 		}
@@ -144,7 +145,7 @@ func run(o options) error {
 	}
 	var failed []string
 	for _, s := range allScenarios {
-		if !contains(o.scenarios, s) {
+		if !slices.Contains(o.scenarios, s) {
 			continue
 		}
 		logf("==== scenario %s", s)
@@ -193,15 +194,6 @@ func (b *bench) runScenario(name string) (*section, error) {
 		return b.outage()
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func logf(format string, args ...any) {

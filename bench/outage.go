@@ -96,7 +96,7 @@ func (b *bench) outage() (*section, error) {
 		}
 		return strings.Join(parts, ", ")
 	}
-	if err := sleepCtx(b.ctx, warm); err != nil {
+	if err := stack.Sleep(b.ctx, warm); err != nil {
 		return nil, err
 	}
 	sample()
@@ -109,13 +109,13 @@ func (b *bench) outage() (*section, error) {
 	}
 	const every = 30 * time.Second
 	for time.Since(tStop) < o.outage-every/2 {
-		if err := sleepCtx(b.ctx, min(every, o.outage-time.Since(tStop))); err != nil {
+		if err := stack.Sleep(b.ctx, min(every, o.outage-time.Since(tStop))); err != nil {
 			return nil, err
 		}
 		sample()
 		logf("outage: %v into the outage; RSS %s", time.Since(tStop).Round(time.Second), rssNow())
 	}
-	if err := sleepCtx(b.ctx, time.Until(tStop.Add(o.outage))); err != nil {
+	if err := stack.Sleep(b.ctx, time.Until(tStop.Add(o.outage))); err != nil {
 		return nil, err
 	}
 	// End of the outage (and of the load, but for requests a client is still
@@ -178,7 +178,7 @@ func (b *bench) outage() (*section, error) {
 		if !pending {
 			break
 		}
-		if err := sleepCtx(ctx, 2*time.Second); err != nil {
+		if err := stack.Sleep(ctx, 2*time.Second); err != nil {
 			if b.ctx.Err() != nil {
 				return nil, err
 			}

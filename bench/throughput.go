@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -145,13 +146,13 @@ func (b *bench) throughput(s *site, p plan, vs []variant, pairs []pair) (*sectio
 	if len(o.variants) > 0 {
 		var keep []variant
 		for _, v := range vs {
-			if contains(o.variants, v.Key) {
+			if slices.Contains(o.variants, v.Key) {
 				keep = append(keep, v)
 			}
 		}
 		var keepPairs []pair
 		for _, pr := range pairs {
-			if contains(o.variants, pr.num.Key) && contains(o.variants, pr.den.Key) {
+			if slices.Contains(o.variants, pr.num.Key) && slices.Contains(o.variants, pr.den.Key) {
 				keepPairs = append(keepPairs, pr)
 			}
 		}

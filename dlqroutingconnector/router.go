@@ -81,8 +81,6 @@ type router[C any, D any] struct {
 	// consumers a copy) and the poison pipelines receive it unchanged.
 	protectReplayInput bool
 
-	routed    metric.Int64Counter
-	unmatched metric.Int64Counter
 	telemetry *metadata.TelemetryBuilder
 	// Measurement options built once: [route][outcome].
 	routedOpts    [numRoutes][numOutcomes][]metric.AddOption
@@ -157,8 +155,6 @@ func newRouter[C any, D any](
 		return nil, fmt.Errorf("dlq_routing %q: telemetry: %w", set.ID, err)
 	}
 	r.telemetry = tb
-	r.routed = tb.DlqRoutingRoutedItems
-	r.unmatched = tb.DlqRoutingUnmatchedItems
 	sig := attribute.String("otelcol.signal", signal.String())
 	for route, routeName := range routeNames {
 		for outcome, outcomeName := range outcomeNames {
@@ -181,9 +177,7 @@ func ofSignal(ids []pipeline.ID, signal pipeline.Signal) []pipeline.ID {
 }
 
 func (r *router[C, D]) shutdown() {
-	if r.telemetry != nil {
-		r.telemetry.Shutdown()
-	}
+	r.telemetry.Shutdown()
 }
 
 // isReplay reports whether the request's client metadata says the data was
@@ -202,11 +196,11 @@ func (r *router[C, D]) route(ctx context.Context, data D) error {
 	}
 	n := int64(r.ops.count(data))
 	if !r.hasDefault {
-		r.unmatched.Add(ctx, n, r.unmatchedOpts...)
+		r.telemetry.DlqRoutingUnmatchedItems.Add(ctx, n, r.unmatchedOpts...)
 		return consumererror.NewPermanent(r.unmatchedError(md))
 	}
 	err := r.ops.consume(r.def, ctx, data)
-	r.routed.Add(ctx, n, r.routedOpts[routeDefault][outcomeOf(err)]...)
+	r.telemetry.DlqRoutingRoutedItems.Add(ctx, n, r.routedOpts[routeDefault][outcomeOf(err)]...)
 	return err
 }
 
@@ -233,11 +227,11 @@ func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data
 	}
 	err := r.ops.consume(r.replay, ctx, data)
 	if err == nil {
-		r.routed.Add(ctx, n, r.routedOpts[routeReplay][outcomeAccepted]...)
+		r.telemetry.DlqRoutingRoutedItems.Add(ctx, n, r.routedOpts[routeReplay][outcomeAccepted]...)
 		return nil
 	}
 	if !allPermanent(err) {
-		r.routed.Add(ctx, n, r.routedOpts[routeReplay][outcomeTransient]...)
+		r.telemetry.DlqRoutingRoutedItems.Add(ctx, n, r.routedOpts[routeReplay][outcomeTransient]...)
 		return retryable(fmt.Errorf("dlq_routing %q: replay pipelines failed (transient; the receiver should retry): %w", r.id, err))
 	}
 
@@ -249,9 +243,9 @@ func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data
 		poison, pn = part, int64(r.ops.count(part))
 	}
 	if n > pn {
-		r.routed.Add(ctx, n-pn, r.routedOpts[routeReplay][outcomeAccepted]...)
+		r.telemetry.DlqRoutingRoutedItems.Add(ctx, n-pn, r.routedOpts[routeReplay][outcomeAccepted]...)
 	}
-	r.routed.Add(ctx, pn, r.routedOpts[routeReplay][outcomePermanent]...)
+	r.telemetry.DlqRoutingRoutedItems.Add(ctx, pn, r.routedOpts[routeReplay][outcomePermanent]...)
 	verdict := errclass.Classify(err)
 
 	if !r.hasPoison {
@@ -264,7 +258,7 @@ func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data
 	// reference to must not be mutated by a poison consumer.
 	r.ops.readOnly(poison)
 	perr := r.ops.consume(r.poison, ctx, poison)
-	r.routed.Add(ctx, pn, r.routedOpts[routePoison][outcomeOf(perr)]...)
+	r.telemetry.DlqRoutingRoutedItems.Add(ctx, pn, r.routedOpts[routePoison][outcomeOf(perr)]...)
 	if perr == nil {
 		r.logger.Warn("replay pipelines rejected replayed data permanently: sent it to the poison pipelines",
 			append(recordFields(md), zap.String("reason", verdict.Reason), zap.Int64("items", pn), zap.Error(err))...)

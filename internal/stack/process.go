@@ -323,6 +323,19 @@ func declaresModule(gomod []byte, path string) bool {
 	return false
 }
 
+// Sleep waits d or until ctx ends, whichever is first; it returns ctx's
+// error in the second case.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // WaitFor polls cond until it holds or ctx ends.
 func WaitFor(ctx context.Context, every time.Duration, cond func() (bool, error)) error {
 	var last error

@@ -97,7 +97,7 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 	}()
 
 	var outageStart, outageEnd time.Time
-	if !sleep(ctx, outageAt) {
+	if stack.Sleep(ctx, outageAt) != nil {
 		return interrupted()
 	}
 	if err := ch.Stop(20 * time.Second); err != nil {
@@ -105,7 +105,7 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 	}
 	outageStart = time.Now()
 	say("ClickHouse STOPPED (outage of %v begins)", outageFor)
-	if !sleep(ctx, outageFor) {
+	if stack.Sleep(ctx, outageFor) != nil {
 		return interrupted()
 	}
 	if _, err := ch.Start(60 * time.Second); err != nil {
@@ -270,15 +270,6 @@ func summarize(changes []change) []change {
 		folded = append(folded, c)
 	}
 	return folded
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
 }
 
 func say(format string, args ...any) {
