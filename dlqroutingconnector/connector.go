@@ -17,52 +17,42 @@ import (
 // request, whole, to one route.
 var readOnlyCapabilities = consumer.Capabilities{MutatesData: false}
 
-type tracesConnector struct {
+// dlqRouting is what the connectors of the three signals share; each adds
+// only its Consume method.
+type dlqRouting[C signalConsumer, D signalData] struct {
 	component.StartFunc
-	router *router[consumer.Traces, ptrace.Traces]
+	router *router[C, D]
 }
 
-func (c *tracesConnector) Capabilities() consumer.Capabilities { return readOnlyCapabilities }
+func (c *dlqRouting[C, D]) Capabilities() consumer.Capabilities { return readOnlyCapabilities }
+
+func (c *dlqRouting[C, D]) Shutdown(context.Context) error {
+	c.router.shutdown()
+	return nil
+}
+
+type tracesConnector struct {
+	dlqRouting[consumer.Traces, ptrace.Traces]
+}
 
 func (c *tracesConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	return c.router.route(ctx, td)
 }
 
-func (c *tracesConnector) Shutdown(context.Context) error {
-	c.router.shutdown()
-	return nil
-}
-
 type metricsConnector struct {
-	component.StartFunc
-	router *router[consumer.Metrics, pmetric.Metrics]
+	dlqRouting[consumer.Metrics, pmetric.Metrics]
 }
-
-func (c *metricsConnector) Capabilities() consumer.Capabilities { return readOnlyCapabilities }
 
 func (c *metricsConnector) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
 	return c.router.route(ctx, md)
 }
 
-func (c *metricsConnector) Shutdown(context.Context) error {
-	c.router.shutdown()
-	return nil
-}
-
 type logsConnector struct {
-	component.StartFunc
-	router *router[consumer.Logs, plog.Logs]
+	dlqRouting[consumer.Logs, plog.Logs]
 }
-
-func (c *logsConnector) Capabilities() consumer.Capabilities { return readOnlyCapabilities }
 
 func (c *logsConnector) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	return c.router.route(ctx, ld)
-}
-
-func (c *logsConnector) Shutdown(context.Context) error {
-	c.router.shutdown()
-	return nil
 }
 
 // joined returns the errors err joins, if it is a join: the fan-out to

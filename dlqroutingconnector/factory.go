@@ -32,20 +32,14 @@ func createTracesToTraces(_ context.Context, set connector.Settings, cfg compone
 		return nil, fmt.Errorf("dlq_routing %q: the next consumer is not a traces router; dlq_routing must be used as a connector between pipelines", set.ID)
 	}
 	rt, err := newRouter(set, cfg.(*Config), pipeline.SignalTraces, r.Consumer, r.PipelineIDs(), signalOps[consumer.Traces, ptrace.Traces]{
-		consume: func(c consumer.Traces, ctx context.Context, td ptrace.Traces) error { return c.ConsumeTraces(ctx, td) },
-		mutates: func(c consumer.Traces) bool { return c.Capabilities().MutatesData },
-		count:   func(td ptrace.Traces) int { return td.SpanCount() },
-		readOnly: func(td ptrace.Traces) {
-			if !td.IsReadOnly() {
-				td.MarkReadOnly()
-			}
-		},
+		consume:    consumer.Traces.ConsumeTraces,
+		count:      ptrace.Traces.SpanCount,
 		failedPart: failedTraces,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &tracesConnector{router: rt}, nil
+	return &tracesConnector{dlqRouting[consumer.Traces, ptrace.Traces]{router: rt}}, nil
 }
 
 func createMetricsToMetrics(_ context.Context, set connector.Settings, cfg component.Config, next consumer.Metrics) (connector.Metrics, error) {
@@ -54,22 +48,14 @@ func createMetricsToMetrics(_ context.Context, set connector.Settings, cfg compo
 		return nil, fmt.Errorf("dlq_routing %q: the next consumer is not a metrics router; dlq_routing must be used as a connector between pipelines", set.ID)
 	}
 	rt, err := newRouter(set, cfg.(*Config), pipeline.SignalMetrics, r.Consumer, r.PipelineIDs(), signalOps[consumer.Metrics, pmetric.Metrics]{
-		consume: func(c consumer.Metrics, ctx context.Context, md pmetric.Metrics) error {
-			return c.ConsumeMetrics(ctx, md)
-		},
-		mutates: func(c consumer.Metrics) bool { return c.Capabilities().MutatesData },
-		count:   func(md pmetric.Metrics) int { return md.DataPointCount() },
-		readOnly: func(md pmetric.Metrics) {
-			if !md.IsReadOnly() {
-				md.MarkReadOnly()
-			}
-		},
+		consume:    consumer.Metrics.ConsumeMetrics,
+		count:      pmetric.Metrics.DataPointCount,
 		failedPart: failedMetrics,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &metricsConnector{router: rt}, nil
+	return &metricsConnector{dlqRouting[consumer.Metrics, pmetric.Metrics]{router: rt}}, nil
 }
 
 func createLogsToLogs(_ context.Context, set connector.Settings, cfg component.Config, next consumer.Logs) (connector.Logs, error) {
@@ -78,18 +64,12 @@ func createLogsToLogs(_ context.Context, set connector.Settings, cfg component.C
 		return nil, fmt.Errorf("dlq_routing %q: the next consumer is not a logs router; dlq_routing must be used as a connector between pipelines", set.ID)
 	}
 	rt, err := newRouter(set, cfg.(*Config), pipeline.SignalLogs, r.Consumer, r.PipelineIDs(), signalOps[consumer.Logs, plog.Logs]{
-		consume: func(c consumer.Logs, ctx context.Context, ld plog.Logs) error { return c.ConsumeLogs(ctx, ld) },
-		mutates: func(c consumer.Logs) bool { return c.Capabilities().MutatesData },
-		count:   func(ld plog.Logs) int { return ld.LogRecordCount() },
-		readOnly: func(ld plog.Logs) {
-			if !ld.IsReadOnly() {
-				ld.MarkReadOnly()
-			}
-		},
+		consume:    consumer.Logs.ConsumeLogs,
+		count:      plog.Logs.LogRecordCount,
 		failedPart: failedLogs,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &logsConnector{router: rt}, nil
+	return &logsConnector{dlqRouting[consumer.Logs, plog.Logs]{router: rt}}, nil
 }

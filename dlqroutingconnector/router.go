@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pipeline"
 	"go.opentelemetry.io/otel/attribute"
@@ -50,19 +51,36 @@ var (
 	outcomeNames = [numOutcomes]string{"accepted", "transient_error", "permanent_error"}
 )
 
+// signalConsumer is a consumer.Traces, consumer.Metrics or consumer.Logs.
+type signalConsumer interface {
+	Capabilities() consumer.Capabilities
+}
+
+// signalData is a ptrace.Traces, pmetric.Metrics or plog.Logs.
+type signalData interface {
+	IsReadOnly() bool
+	MarkReadOnly()
+}
+
+// markReadOnly marks data read-only; data already marked is left alone, so
+// that a batch other goroutines read is never written to.
+func markReadOnly[D signalData](data D) {
+	if !data.IsReadOnly() {
+		data.MarkReadOnly()
+	}
+}
+
 // signalOps is what the generic router needs to know about one signal: C is
 // the consumer type (consumer.Traces...), D the data (ptrace.Traces...).
-type signalOps[C any, D any] struct {
+type signalOps[C signalConsumer, D signalData] struct {
 	consume    func(C, context.Context, D) error
-	mutates    func(C) bool
 	count      func(D) int
-	readOnly   func(D)
 	failedPart func(error) (D, bool)
 }
 
 // router holds the routing decision and the three routes' consumers, all
 // resolved once at creation: the per-batch path only reads them.
-type router[C any, D any] struct {
+type router[C signalConsumer, D signalData] struct {
 	ops    signalOps[C, D]
 	logger *zap.Logger
 	id     component.ID
@@ -87,7 +105,7 @@ type router[C any, D any] struct {
 	unmatchedOpts []metric.AddOption
 }
 
-func newRouter[C any, D any](
+func newRouter[C signalConsumer, D signalData](
 	set connector.Settings,
 	cfg *Config,
 	signal pipeline.Signal,
@@ -140,7 +158,7 @@ func newRouter[C any, D any](
 			return nil, err
 		}
 		r.hasPoison = true
-		r.protectReplayInput = ops.mutates(r.replay)
+		r.protectReplayInput = r.replay.Capabilities().MutatesData
 	}
 
 	for _, id := range wired {
@@ -223,7 +241,7 @@ func (r *router[C, D]) unmatchedError(md client.Metadata) error {
 func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data D) error {
 	n := int64(r.ops.count(data))
 	if r.protectReplayInput {
-		r.ops.readOnly(data)
+		markReadOnly(data)
 	}
 	err := r.ops.consume(r.replay, ctx, data)
 	if err == nil {
@@ -256,7 +274,7 @@ func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data
 
 	// The replay pipelines have seen this data: whatever they kept a
 	// reference to must not be mutated by a poison consumer.
-	r.ops.readOnly(poison)
+	markReadOnly(poison)
 	perr := r.ops.consume(r.poison, ctx, poison)
 	r.telemetry.DlqRoutingRoutedItems.Add(ctx, pn, r.routedOpts[routePoison][outcomeOf(perr)]...)
 	if perr == nil {
