@@ -117,14 +117,14 @@ devservers:
 ## The main job on embedded defaults: local ClickHouse engine + local Kafka +
 ## the collector, an outage, failover, replay, and a summary. Under 3 minutes.
 demo: deps build devservers
-	go run ./internal/cmd/demo
+	go run ./testbed/demo
 
 ## Load into the real binary, side by side in one run (ratios), written to
 ## BENCHMARKS.md. About 20 minutes with the 6-minute outage; BENCH_FLAGS
 ## selects scenarios, e.g. BENCH_FLAGS='-scenarios=healthy,down -rounds=2'.
 BENCH_FLAGS ?=
 bench: deps build devservers
-	go build -o $(BIN_DIR)/bench ./bench
+	go build -o $(BIN_DIR)/bench ./testbed/bench
 	$(BIN_DIR)/bench -out BENCHMARKS.md $(BENCH_FLAGS)
 
 ## Everything, as CI runs it. Builds the collector and the local servers first:
@@ -134,7 +134,7 @@ test: deps lint check-generate build devservers
 	$(MAKE) -C devservers test BIN_DIR=$(BIN_DIR)
 
 test-unit:
-	go test $(GO_TEST_FLAGS) ./failovergroupexporter/... ./dlqroutingconnector/... ./internal/...
+	go test $(GO_TEST_FLAGS) ./failovergroupexporter/... ./dlqroutingconnector/... ./internal/... ./testbed/loadgen/... ./testbed/stack/... ./testbed/testservers/...
 
 clean:
 	rm -rf $(BIN_DIR) $(TOOLS_BIN) $(DIST_DIR)

@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 
 	"github.com/otelfailover/otelcol-failover/internal/dlqmeta"
-	"github.com/otelfailover/otelcol-failover/internal/testservers"
+	"github.com/otelfailover/otelcol-failover/testbed/testservers"
 )
 
 // Behaviour 2 with the real thing: the contrib kafka receiver reads records

@@ -1,0 +1,287 @@
+// Command demo is `make demo`: the product's promise in under three minutes
+// on this machine. It starts a local ClickHouse engine (bin/devclickhouse), a
+// local Kafka (bin/devkafka) and the collector with the reference
+// configuration, sends steady OTLP load whose every item has a unique id,
+// stops ClickHouse for a while, starts it again, waits for the DLQ replay and
+// prints what happened. It exits non-zero if anything was lost.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/otelfailover/otelcol-failover/testbed/loadgen"
+	"github.com/otelfailover/otelcol-failover/testbed/stack"
+)
+
+func main() {
+	var (
+		loadFor     = flag.Duration("load", 50*time.Second, "how long to send load")
+		outageAt    = flag.Duration("outage-at", 12*time.Second, "when to stop ClickHouse, from the start of the load")
+		outageFor   = flag.Duration("outage", 20*time.Second, "how long ClickHouse stays down")
+		rate        = flag.Float64("rate", 30, "batches per second, over traces, metrics and logs")
+		batchSize   = flag.Int("batch", 100, "items per batch")
+		replayWait  = flag.Duration("replay-timeout", 90*time.Second, "how long to wait for the replay to finish")
+		keepWorkdir = flag.Bool("keep", false, "keep the working directory (logs, data) after a successful run")
+	)
+	flag.Parse()
+	os.Exit(run(*loadFor, *outageAt, *outageFor, *rate, *batchSize, *replayWait, *keepWorkdir))
+}
+
+func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int, replayWait time.Duration, keep bool) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer stack.KillAll() // whatever happens, no process is left behind
+
+	root, err := stack.RepoRoot()
+	if err != nil {
+		return fail(err)
+	}
+	dir, err := os.MkdirTemp("", "otelcol-failover-demo-")
+	if err != nil {
+		return fail(err)
+	}
+	say("working directory %s (logs of every process are there)", dir)
+
+	ch, err := stack.NewClickHouse(root, dir)
+	if err != nil {
+		return fail(err)
+	}
+	kafka, err := stack.NewKafka(root, dir, 4)
+	if err != nil {
+		return fail(err)
+	}
+	col, err := stack.NewCollector(root, dir, filepath.Join(root, "testdata", "otelcol-failover.yaml"), ch, kafka)
+	if err != nil {
+		return fail(err)
+	}
+	shutdown := func() {
+		_ = col.Stop(30 * time.Second)
+		_ = kafka.Stop(10 * time.Second)
+		_ = ch.Stop(20 * time.Second)
+	}
+	defer shutdown()
+
+	if _, err := ch.Start(60 * time.Second); err != nil {
+		return fail(err)
+	}
+	say("ClickHouse engine (chDB) serving on %s", ch.Endpoint())
+	if _, err := kafka.Start(30 * time.Second); err != nil {
+		return fail(err)
+	}
+	say("Kafka serving on %s, DLQ topics %s", kafka.Addr, strings.Join(stack.DLQTopics, ", "))
+	if err := col.StartAndWait(60 * time.Second); err != nil {
+		return fail(err)
+	}
+	say("collector healthy, OTLP/HTTP on %s, config testdata/otelcol-failover.yaml", col.OTLPHTTP)
+
+	runID := fmt.Sprintf("demo-%d", time.Now().Unix())
+	batches := int(rate * loadFor.Seconds() / float64(len(loadgen.AllSignals)))
+	began := time.Now()
+	say("sending %d items per signal at %.0f batches/s for %v (service.name=%s)", batches*batchSize, rate, loadFor, runID)
+	loadDone := make(chan *loadgen.Result, 1)
+	go func() {
+		loadDone <- loadgen.Run(ctx, loadgen.Options{
+			Endpoint: col.OTLPHTTP, Run: runID, Signals: loadgen.AllSignals,
+			Batches: batches, BatchSize: batchSize, Workers: 2, Rate: rate, RetryFor: 2 * time.Minute,
+		})
+	}()
+
+	var outageStart, outageEnd time.Time
+	if stack.Sleep(ctx, outageAt) != nil {
+		return interrupted()
+	}
+	if err := ch.Stop(20 * time.Second); err != nil {
+		return fail(err)
+	}
+	outageStart = time.Now()
+	say("ClickHouse STOPPED (outage of %v begins)", outageFor)
+	if stack.Sleep(ctx, outageFor) != nil {
+		return interrupted()
+	}
+	if _, err := ch.Start(60 * time.Second); err != nil {
+		return fail(err)
+	}
+	outageEnd = time.Now()
+	say("ClickHouse STARTED again")
+
+	var res *loadgen.Result
+	select {
+	case res = <-loadDone:
+	case <-ctx.Done():
+		return interrupted()
+	}
+	say("load finished: %d batches accepted, %d rejected", res.Accepted.Load(), res.Rejected.Load())
+
+	// Wait for the replay: every id of every signal in ClickHouse.
+	want := int64(batches * batchSize)
+	say("waiting for the DLQ replay (up to %v)...", replayWait)
+	waitCtx, cancel := context.WithTimeout(ctx, replayWait)
+	defer cancel()
+	distinct := map[loadgen.Signal]int64{}
+	rows := map[loadgen.Signal]int64{}
+	_ = stack.WaitFor(waitCtx, time.Second, func() (bool, error) {
+		all := true
+		for _, s := range loadgen.AllSignals {
+			v, err := ch.QueryInts(waitCtx, loadgen.CountQuery(s, runID))
+			if err != nil || len(v) != 2 {
+				return false, err
+			}
+			rows[s], distinct[s] = v[0], v[1]
+			all = all && v[1] >= want
+		}
+		return all, nil
+	})
+	if ctx.Err() != nil {
+		return interrupted()
+	}
+	replayedAt := time.Now()
+
+	live, _ := col.Metric("otelcol_failover_group_delivered_items", "member=clickhouse/live")
+	parked, _ := col.Metric("otelcol_failover_group_delivered_items", "member=kafka/dlq")
+	replayed, _ := col.Metric("otelcol_failover_group_delivered_items", "member=clickhouse/replay")
+	var sent, inCH, dups int64
+	for _, s := range loadgen.AllSignals {
+		sent += res.Items(s)
+		inCH += distinct[s]
+		dups += rows[s] - distinct[s]
+	}
+	lost := int64(len(loadgen.AllSignals))*want - inCH
+	changes := stateChanges(col.LogPath)
+	shutdown()
+
+	fmt.Println()
+	fmt.Println("┌─ otelcol-failover demo ─────────────────────────────────────────────")
+	fmt.Printf("│ sent              %9d items (%d spans, %d metric points, %d log records)\n", sent, res.Items(loadgen.Traces), res.Items(loadgen.Metrics), res.Items(loadgen.Logs))
+	fmt.Printf("│ written live      %9.0f into ClickHouse by failover_group/ingest\n", live)
+	fmt.Printf("│ parked in the DLQ %9.0f into Kafka: ClickHouse down %v, then until a probe found it back\n", parked, outageEnd.Sub(outageStart).Round(time.Second))
+	fmt.Printf("│ replayed          %9.0f from Kafka into ClickHouse by failover_group/replay\n", replayed)
+	fmt.Printf("│ in ClickHouse     %9d distinct ids, %d duplicate rows\n", inCH, dups)
+	mark := "OK, nothing lost"
+	if lost != 0 {
+		mark = "ITEMS LOST"
+	}
+	fmt.Printf("│ lost              %9d   %s\n", lost, mark)
+	fmt.Printf("│ timeline          load +0s, ClickHouse down +%.0fs, up +%.0fs, replay done +%.0fs\n",
+		outageStart.Sub(began).Seconds(), outageEnd.Sub(began).Seconds(), replayedAt.Sub(began).Seconds())
+	fmt.Println("│ state changes of the groups' members:")
+	for _, c := range summarize(changes) {
+		fmt.Printf("│   %+6.1fs  %-17s %-20s %s\n", c.at.Sub(began).Seconds(), c.member, c.signal, c.what)
+	}
+	fmt.Println("└─────────────────────────────────────────────────────────────────────")
+	if lost != 0 {
+		say("logs kept in %s", dir)
+		return 1
+	}
+	if !keep {
+		_ = os.RemoveAll(dir)
+	}
+	return 0
+}
+
+type change struct {
+	at     time.Time
+	signal string
+	member string
+	what   string
+}
+
+// stateChanges reads the group's state-change log lines (one per change, not
+// per batch) from the collector log.
+func stateChanges(logPath string) []change {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []change
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1024*1024), 4*1024*1024)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), "\t", 5)
+		if len(parts) < 5 || !strings.HasPrefix(parts[2], "failovergroupexporter/") {
+			continue
+		}
+		at, err := time.Parse("2006-01-02T15:04:05.000Z0700", parts[0])
+		if err != nil {
+			continue
+		}
+		var fields map[string]any
+		_ = json.Unmarshal([]byte(parts[4]), &fields)
+		str := func(k string) string { s, _ := fields[k].(string); return s }
+		what := parts[3]
+		switch {
+		case strings.Contains(what, "breaker opened"):
+			what = "breaker open: skipped, data to the next member"
+		case strings.Contains(what, "half-open"):
+			what = "breaker half-open: probing"
+		case strings.Contains(what, "breaker closed"):
+			what = "breaker closed: takes data again"
+		case strings.Contains(what, "could not start"):
+			what = "could not start: retrying in the background"
+		case strings.Contains(what, "Member started"):
+			what = "started"
+		default:
+			continue
+		}
+		out = append(out, change{at: at, signal: str("otelcol.signal"), member: str("member"), what: what})
+	}
+	return out
+}
+
+// summarize folds the per-signal lines of one event (the group runs once per
+// signal) into one line, and a probe that failed at once into "probe failed".
+func summarize(changes []change) []change {
+	var out []change
+	for _, c := range changes {
+		merged := false
+		for i := len(out) - 1; i >= 0 && c.at.Sub(out[i].at) < 2*time.Second; i-- {
+			if out[i].member == c.member && out[i].what == c.what && !strings.Contains(out[i].signal, c.signal) {
+				out[i].signal += "," + c.signal
+				merged = true
+				break
+			}
+		}
+		if !merged {
+			out = append(out, c)
+		}
+	}
+	var folded []change
+	for i := 0; i < len(out); i++ {
+		c := out[i]
+		if strings.HasPrefix(c.what, "breaker half-open") && i+1 < len(out) && out[i+1].member == c.member &&
+			strings.HasPrefix(out[i+1].what, "breaker open") && out[i+1].at.Sub(c.at) < 2*time.Second {
+			c.what = "probe failed: open again, for longer"
+			i++
+		} else if strings.HasPrefix(c.what, "breaker half-open") && i+1 < len(out) && out[i+1].member == c.member &&
+			strings.HasPrefix(out[i+1].what, "breaker closed") && out[i+1].at.Sub(c.at) < 2*time.Second {
+			c.what = "probe succeeded: breaker closed, takes data again"
+			i++
+		}
+		folded = append(folded, c)
+	}
+	return folded
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func fail(err error) int {
+	fmt.Fprintln(os.Stderr, "demo failed:", err)
+	return 2
+}
+
+func interrupted() int {
+	fmt.Fprintln(os.Stderr, "demo interrupted; every process it started is stopped")
+	return 130
+}

@@ -1,0 +1,229 @@
+package stack // import "github.com/otelfailover/otelcol-failover/testbed/stack"
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// DLQTopics are the topics of the reference configuration.
+var DLQTopics = []string{"otlp_spans_dlq", "otlp_metrics_dlq", "otlp_logs_dlq"}
+
+// ClickHouse is bin/devclickhouse on a fixed loopback port with its own data
+// directory, so it can be stopped and started again.
+type ClickHouse struct {
+	*Process
+	Addr   string
+	client *http.Client
+}
+
+// NewClickHouse prepares (does not start) a devclickhouse in dir.
+func NewClickHouse(root, dir string) (*ClickHouse, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return &ClickHouse{
+		Process: &Process{
+			Name:        "devclickhouse",
+			Bin:         filepath.Join(root, "bin", "devclickhouse"),
+			Args:        []string{"--listen", addr, "--data", filepath.Join(dir, "clickhouse-data")},
+			ReadyPrefix: "devclickhouse ready on ",
+			LogPath:     filepath.Join(dir, "devclickhouse.log"),
+		},
+		Addr:   addr,
+		client: &http.Client{Timeout: 30 * time.Second},
+	}, nil
+}
+
+// Endpoint is the HTTP endpoint for the clickhouse exporter.
+func (c *ClickHouse) Endpoint() string { return "http://" + c.Addr }
+
+// Query runs sql (in the request body, so inserts of any size fit) and
+// returns the TabSeparated answer, trimmed. A ClickHouse error names its
+// exception code, as the server's X-ClickHouse-Exception-Code header does.
+func (c *ClickHouse) Query(ctx context.Context, sql string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint()+"/", strings.NewReader(sql))
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("clickhouse: query %q: %s (exception code %s): %s", sql, resp.Status,
+			resp.Header.Get("X-ClickHouse-Exception-Code"), strings.TrimSpace(string(body)))
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
+// QueryInts runs sql returning one row of integers.
+func (c *ClickHouse) QueryInts(ctx context.Context, sql string) ([]int64, error) {
+	out, err := c.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	var vals []int64
+	for _, f := range strings.Fields(out) {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: %q is not a row of integers", out)
+		}
+		vals = append(vals, v)
+	}
+	return vals, nil
+}
+
+// Kafka is bin/devkafka on a fixed loopback port with the DLQ topics.
+type Kafka struct {
+	*Process
+	Addr string
+}
+
+// NewKafka prepares (does not start) a devkafka. Its state is kept in dir so
+// that it survives a restart.
+func NewKafka(root, dir string, partitions int) (*Kafka, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return &Kafka{
+		Process: &Process{
+			Name: "devkafka",
+			Bin:  filepath.Join(root, "bin", "devkafka"),
+			Args: []string{"--listen", addr, "--topics", strings.Join(DLQTopics, ","),
+				"--partitions", strconv.Itoa(partitions), "--data", filepath.Join(dir, "kafka-data")},
+			ReadyPrefix: "devkafka ready on ",
+			LogPath:     filepath.Join(dir, "devkafka.log"),
+		},
+		Addr: addr,
+	}, nil
+}
+
+// EndOffsets sums the end offsets of every partition of topic: the number
+// of records ever written to it.
+func (k *Kafka) EndOffsets(ctx context.Context, topic string) (int64, error) {
+	var n int64
+	err := k.withAdmin(func(adm *kadm.Client) (err error) { n, err = EndOffsets(ctx, adm, topic); return err })
+	return n, err
+}
+
+// Committed sums the offsets a consumer group committed on topic.
+func (k *Kafka) Committed(ctx context.Context, group, topic string) (int64, error) {
+	var n int64
+	err := k.withAdmin(func(adm *kadm.Client) (err error) { n, err = Committed(ctx, adm, group, topic); return err })
+	return n, err
+}
+
+func (k *Kafka) withAdmin(fn func(*kadm.Client) error) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return fn(kadm.NewClient(cl))
+}
+
+// EndOffsets sums the end offsets of topic with an existing admin client
+// (for callers that poll and keep one open).
+func EndOffsets(ctx context.Context, adm *kadm.Client, topic string) (int64, error) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	if err := ends.Error(); err != nil {
+		return 0, err
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n, nil
+}
+
+// Committed sums the offsets group committed on topic with an existing
+// admin client.
+func Committed(ctx context.Context, adm *kadm.Client, group, topic string) (int64, error) {
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil && o.At > 0 {
+			n += o.At
+		}
+	})
+	return n, nil
+}
+
+// Produce writes raw records to topic (poison tests).
+func (k *Kafka) Produce(ctx context.Context, topic string, values ...[]byte) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for _, v := range values {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: v}).FirstErr(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ProduceRecords writes records as given (topic, partition, headers), with
+// the manual partitioner: the poison tests put records on one partition,
+// one behind the other.
+func (k *Kafka) ProduceRecords(ctx context.Context, recs ...*kgo.Record) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// GroupAssigned reports whether consumer group is stable with every
+// partition of topic assigned to a member: its consumers have joined.
+func (k *Kafka) GroupAssigned(ctx context.Context, group, topic string) (bool, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr))
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return false, err
+	}
+	g, ok := described[group]
+	if !ok || g.Err != nil || g.State != "Stable" {
+		return false, nil
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return false, err
+	}
+	assigned := g.AssignedPartitions()[topic]
+	for p := range ends[topic] {
+		if _, ok := assigned[p]; !ok {
+			return false, nil
+		}
+	}
+	return len(ends[topic]) > 0, nil
+}
