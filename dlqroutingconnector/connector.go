@@ -1,4 +1,7 @@
-package dlqroutingconnector
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package dlqroutingconnector // import "github.com/otelfailover/otelcol-failover/dlqroutingconnector"
 
 import (
 	"context"
@@ -20,8 +23,12 @@ var readOnlyCapabilities = consumer.Capabilities{MutatesData: false}
 // dlqRouting is what the connectors of the three signals share; each adds
 // only its Consume method.
 type dlqRouting[C signalConsumer, D signalData] struct {
-	component.StartFunc
 	router *router[C, D]
+}
+
+func (c *dlqRouting[C, D]) Start(ctx context.Context, host component.Host) error {
+	c.router.stall.start(ctx, host)
+	return nil
 }
 
 func (c *dlqRouting[C, D]) Capabilities() consumer.Capabilities { return readOnlyCapabilities }

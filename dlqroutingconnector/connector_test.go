@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/connector/connectortest"
@@ -23,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -179,7 +182,15 @@ func TestClientMetadataPassesThroughUntouched(t *testing.T) {
 	check(replay.ctxs[0], ctx)
 	check(replay.ctxs[1], ctx)
 	require.Len(t, poison.ctxs, 1)
-	check(poison.ctxs[0], ctx)
+	// Poison keeps every key and adds why the replay refused it.
+	poisonMD := client.FromContext(poison.ctxs[0]).Metadata
+	for k := range client.FromContext(ctx).Metadata.Keys() {
+		assert.Equal(t, client.FromContext(ctx).Metadata.Get(k), poisonMD.Get(k), "metadata key %q", k)
+	}
+	assert.Equal(t, []string{"permanent:clickhouse_469"}, poisonMD.Get(dlqmeta.KeyPoisonReason))
+	require.Len(t, poisonMD.Get(dlqmeta.KeyPoisonTime), 1)
+	_, err := time.Parse(time.RFC3339Nano, poisonMD.Get(dlqmeta.KeyPoisonTime)[0])
+	require.NoError(t, err)
 	require.Len(t, live.ctxs, 1)
 	check(live.ctxs[0], liveCtx)
 	// The loop guard's view of it.
@@ -242,39 +253,70 @@ func TestPermanentReplayErrorGoesToPoisonAndIsAcknowledged(t *testing.T) {
 	}, metricdatatest.IgnoreTimestamp())
 }
 
-func TestPermanentReplayErrorWithoutPoisonIsReturnedAsPermanent(t *testing.T) {
+// Without poison pipelines, refused replay data has nowhere to be kept: it
+// stays in the DLQ (a retryable error: the receiver neither commits nor,
+// with on_permanent_error, skips it), and the stall is loud.
+func TestPermanentReplayErrorWithoutPoisonIsKeptInTheDLQ(t *testing.T) {
 	cfg := topicsCfg(t)
-	c := mustTracesConnector(t, cfg, nil, map[string]consumer.Traces{"traces/replay": &tracesPipe{err: failWith(errConstraint)}, "traces/live": &tracesPipe{}})
-	err := c.ConsumeTraces(kafkaCtx("otlp_spans_dlq", nil), testTraces(1, "svc"))
-	require.Error(t, err)
-	assert.True(t, consumererror.IsPermanent(err), "the kafka receiver only sees consumererror marks")
-	assert.ErrorIs(t, err, errConstraint)
-	assert.Contains(t, err.Error(), "poison_pipelines is empty")
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	c, host, logs := startedTracesConnector(t, cfg, tel, map[string]consumer.Traces{"traces/replay": &tracesPipe{err: failWith(errConstraint)}, "traces/live": &tracesPipe{}})
+	for range 3 {
+		err := c.ConsumeTraces(kafkaCtx("otlp_spans_dlq", nil), testTraces(1, "svc"))
+		require.Error(t, err)
+		assert.False(t, consumererror.IsPermanent(err), "the kafka receiver must keep the record")
+		assert.Contains(t, err.Error(), "poison_pipelines is empty")
+	}
+	assert.Len(t, logs.FilterMessageSnippet("cannot be kept").All(), 1, "one line per stall, not per retry")
+	require.NotNil(t, host.last())
+	assert.Equal(t, componentstatus.StatusRecoverableError, host.last().Status())
+	assert.ErrorIs(t, host.last().Err(), errNoPoisonPipelines)
+	metadatatest.AssertEqualDlqRoutingPoisonStalled(t, tel, []metricdata.DataPoint[int64]{
+		{Value: 1, Attributes: attribute.NewSet(attribute.String("otelcol.signal", "traces"))},
+	}, metricdatatest.IgnoreTimestamp())
 }
 
+// When the poison pipelines fail, in any way, the record is not committed
+// (poison is never lost), the stall is reported once, and its end too.
 func TestPoisonFailureIsJoinedWithTheOriginalError(t *testing.T) {
 	for _, tt := range []struct {
-		name          string
-		poisonErr     error
-		wantPermanent bool
+		name      string
+		poisonErr error
 	}{
-		{"poison down: retry", errRefused, false},
-		{"poison refuses too: permanent", consumererror.NewPermanent(errors.New("poison sink refuses it")), true},
+		{"poison down", errRefused},
+		{"poison refuses it", consumererror.NewPermanent(errors.New("poison sink refuses it"))},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := topicsCfg(t)
 			cfg.PoisonPipelines = pids(t, "traces/poison")
+			tel := componenttest.NewTelemetry()
+			t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
 			poison := &tracesPipe{err: failWith(tt.poisonErr)}
-			c := mustTracesConnector(t, cfg, nil, map[string]consumer.Traces{
+			c, host, logs := startedTracesConnector(t, cfg, tel, map[string]consumer.Traces{
 				"traces/replay": &tracesPipe{err: failWith(errConstraint)}, "traces/live": &tracesPipe{}, "traces/poison": poison,
 			})
-			err := c.ConsumeTraces(kafkaCtx("otlp_spans_dlq", nil), testTraces(1, "svc"))
-			require.Error(t, err, "data the poison pipeline did not take must not be acknowledged")
-			assert.Equal(t, 1, poison.batches())
-			assert.Contains(t, err.Error(), "Code: 469")
-			assert.Contains(t, err.Error(), tt.poisonErr.Error())
-			assert.Contains(t, err.Error(), "poison pipelines failed too")
-			assert.Equal(t, tt.wantPermanent, consumererror.IsPermanent(err))
+			for range 3 {
+				err := c.ConsumeTraces(kafkaCtx("otlp_spans_dlq", nil), testTraces(1, "svc"))
+				require.Error(t, err, "data the poison pipeline did not take must not be acknowledged")
+				assert.Contains(t, err.Error(), "Code: 469")
+				assert.Contains(t, err.Error(), tt.poisonErr.Error())
+				assert.Contains(t, err.Error(), "poison pipelines failed too")
+				assert.False(t, consumererror.IsPermanent(err), "retryable, whatever the poison failure says: never skipped")
+			}
+			assert.Equal(t, 3, poison.batches())
+			assert.Len(t, logs.FilterLevelExact(zapcore.ErrorLevel).All(), 1, "one line per stall, not per retry")
+			assert.Equal(t, componentstatus.StatusRecoverableError, host.last().Status())
+			assert.ErrorIs(t, host.last().Err(), errPoisonFailed)
+
+			poison.mu.Lock()
+			poison.err = nil
+			poison.mu.Unlock()
+			require.NoError(t, c.ConsumeTraces(kafkaCtx("otlp_spans_dlq", nil), testTraces(1, "svc")))
+			assert.Equal(t, componentstatus.StatusOK, host.last().Status(), "the stall's end is reported")
+			assert.Len(t, logs.FilterMessageSnippet("replay again").All(), 1)
+			metadatatest.AssertEqualDlqRoutingPoisonStalled(t, tel, []metricdata.DataPoint[int64]{
+				{Value: 0, Attributes: attribute.NewSet(attribute.String("otelcol.signal", "traces"))},
+			}, metricdatatest.IgnoreTimestamp())
 		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/connector/connectortest"
@@ -16,7 +18,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pipeline"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelfailover/otelcol-failover/dlqroutingconnector/internal/metadata"
 	"github.com/otelfailover/otelcol-failover/dlqroutingconnector/internal/metadatatest"
@@ -166,4 +170,50 @@ func mustTracesConnector(t testing.TB, cfg *Config, tel *componenttest.Telemetry
 	require.NoError(t, c.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
 	return c
+}
+
+// startedTracesConnector is mustTracesConnector started with a host that
+// records component status, with the connector's logs observed.
+func startedTracesConnector(t testing.TB, cfg *Config, tel *componenttest.Telemetry, pipes map[string]consumer.Traces) (connector.Traces, *statusHost, *observer.ObservedLogs) {
+	t.Helper()
+	require.NoError(t, cfg.Validate())
+	cm := map[pipeline.ID]consumer.Traces{}
+	for name, c := range pipes {
+		cm[pid(t, name)] = c
+	}
+	set := connectortest.NewNopSettings(metadata.Type)
+	if tel != nil {
+		set = metadatatest.NewSettings(tel)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	set.Logger = zap.New(core)
+	c, err := NewFactory().CreateTracesToTraces(context.Background(), set, cfg, connector.NewTracesRouter(cm))
+	require.NoError(t, err)
+	host := &statusHost{}
+	require.NoError(t, c.Start(context.Background(), host))
+	t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
+	return c, host, logs
+}
+
+// statusHost records component status events.
+type statusHost struct {
+	mu     sync.Mutex
+	events []*componentstatus.Event
+}
+
+func (h *statusHost) GetExtensions() map[component.ID]component.Component { return nil }
+
+func (h *statusHost) Report(ev *componentstatus.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, ev)
+}
+
+func (h *statusHost) last() *componentstatus.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.events) == 0 {
+		return nil
+	}
+	return h.events[len(h.events)-1]
 }

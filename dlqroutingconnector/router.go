@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
@@ -100,6 +101,9 @@ type router[C signalConsumer, D signalData] struct {
 	protectReplayInput bool
 
 	telemetry *metadata.TelemetryBuilder
+	// stall reports, once per change, whether permanently rejected replay
+	// data can be kept (poison_stall.go).
+	stall *poisonStall
 	// Measurement options built once: [route][outcome].
 	routedOpts    [numRoutes][numOutcomes][]metric.AddOption
 	unmatchedOpts []metric.AddOption
@@ -174,6 +178,7 @@ func newRouter[C signalConsumer, D signalData](
 	}
 	r.telemetry = tb
 	sig := attribute.String("otelcol.signal", signal.String())
+	r.stall = newPoisonStall(set.ID, set.Logger, tb, sig)
 	for route, routeName := range routeNames {
 		for outcome, outcomeName := range outcomeNames {
 			r.routedOpts[route][outcome] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
@@ -267,27 +272,31 @@ func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data
 	verdict := errclass.Classify(err)
 
 	if !r.hasPoison {
-		r.logger.Warn("replay pipelines rejected replayed data permanently and no poison_pipelines are configured: returning a permanent error to the receiver",
-			append(recordFields(md), zap.String("reason", verdict.Reason), zap.Int64("items", pn), zap.Error(err))...)
-		return permanent(fmt.Errorf("dlq_routing %q: replay pipelines rejected the data permanently and poison_pipelines is empty: %w", r.id, err))
+		// Nowhere to keep it: returned as retryable, so that the record is
+		// not committed (a permanent error would let the receiver skip it,
+		// per message_marking::on_permanent_error). Its partition stalls,
+		// loudly, until someone deals with it.
+		err = fmt.Errorf("dlq_routing %q: replay pipelines rejected the data permanently (%s) and poison_pipelines is empty, so it is kept in the DLQ: %w", r.id, verdict, err)
+		r.stall.failing(ctx, errNoPoisonPipelines, err)
+		return retryable(err)
 	}
 
 	// The replay pipelines have seen this data: whatever they kept a
 	// reference to must not be mutated by a poison consumer.
 	markReadOnly(poison)
-	perr := r.ops.consume(r.poison, ctx, poison)
+	perr := r.ops.consume(r.poison, dlqmeta.WithPoisonStamp(ctx, verdict.String(), time.Now()), poison)
 	r.telemetry.DlqRoutingRoutedItems.Add(ctx, pn, r.routedOpts[routePoison][outcomeOf(perr)]...)
 	if perr == nil {
+		r.stall.ok(ctx)
 		r.logger.Warn("replay pipelines rejected replayed data permanently: sent it to the poison pipelines",
-			append(recordFields(md), zap.String("reason", verdict.Reason), zap.Int64("items", pn), zap.Error(err))...)
+			append(recordFields(md), zap.String("reason", verdict.String()), zap.Int64("items", pn), zap.Error(err))...)
 		return nil
 	}
+	// The poison pipelines failed: the record is not committed (always
+	// retryable, whatever the poison failure says: poison must never be
+	// lost), and the stall is reported once.
 	joined := fmt.Errorf("dlq_routing %q: replay pipelines rejected the data permanently (%w) and the poison pipelines failed too: %w", r.id, err, perr)
-	r.logger.Error("poison pipelines failed to take data the replay pipelines rejected",
-		append(recordFields(md), zap.Int64("items", pn), zap.Error(joined))...)
-	if allPermanent(perr) {
-		return permanent(joined)
-	}
+	r.stall.failing(ctx, errPoisonFailed, joined)
 	return retryable(joined)
 }
 

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
 
 import (
@@ -8,7 +11,7 @@ import (
 
 // breakerState is a member's circuit breaker state. The numeric values are
 // the ones the failover_group_member_state metric reports.
-type breakerState int32
+type breakerState uint8
 
 const (
 	stateClosed breakerState = iota
@@ -32,18 +35,16 @@ func (s breakerState) String() string {
 	}
 }
 
-// verdict is what a finished attempt tells the breaker.
-type verdict uint8
+// ticket is an admitted attempt's claim on the breaker: the state it was
+// admitted in and that state's generation, in one word. An attempt reports
+// back with its ticket, so a slow attempt admitted before a state change
+// cannot move the new state (as in sony/gobreaker): the breaker ignores a
+// ticket that is not its current state and generation.
+type ticket uint64
 
-const (
-	verdictSuccess verdict = iota
-	// verdictFailure: a transient failure (outage, timeout). Counts toward
-	// opening the breaker.
-	verdictFailure
-	// verdictNeutral: the member answered but refused the data (a permanent
-	// error), or the caller gave up. Says nothing about the member's health.
-	verdictNeutral
-)
+func newTicket(gen uint64, s breakerState) ticket { return ticket(gen<<8 | uint64(s)) }
+
+func (t ticket) state() breakerState { return breakerState(t & 0xff) }
 
 // breaker is a member's circuit breaker:
 //
@@ -52,19 +53,17 @@ const (
 //	half-open ──success_threshold successful probes──► closed
 //	half-open ──a failed probe──► open, for backoff_multiplier × the last period (capped)
 //
-// The per-batch path reads the state with atomic loads; an open breaker
-// answers without taking the lock. Results carry the generation they were
-// admitted in, so a slow attempt that started before a state change cannot
-// move the new state (as in sony/gobreaker).
+// State and generation live in one atomic word (a ticket), so the per-batch
+// path reads both with a single load and never pairs a state with another
+// state's generation. An open breaker answers without taking the lock.
 type breaker struct {
 	cfg BreakerConfig
 	now func() time.Time
 	// onChange is called, outside the lock, once per state change.
 	onChange func(from, to breakerState)
 
-	state      atomic.Int32
-	openUntil  atomic.Int64 // UnixNano; meaningful while open
-	generation atomic.Uint64
+	current   atomic.Uint64 // a ticket: the state and its generation
+	openUntil atomic.Int64  // UnixNano; written before the open state is published
 
 	mu             sync.Mutex
 	failures       int           // consecutive failures while closed
@@ -83,14 +82,15 @@ func newBreaker(cfg BreakerConfig, now func() time.Time, onChange func(from, to 
 	return &breaker{cfg: cfg, now: now, onChange: onChange}
 }
 
-func (b *breaker) current() breakerState { return breakerState(b.state.Load()) }
+func (b *breaker) state() breakerState { return ticket(b.current.Load()).state() }
 
-// allow reports whether an attempt may go to the member now, and the
-// generation to pass back to record.
-func (b *breaker) allow() (uint64, bool) {
-	switch breakerState(b.state.Load()) {
+// allow reports whether an attempt may go to the member now, and the ticket
+// it reports back with.
+func (b *breaker) allow() (ticket, bool) {
+	t := ticket(b.current.Load())
+	switch t.state() {
 	case stateClosed:
-		return b.generation.Load(), true
+		return t, true
 	case stateOpen:
 		if b.now().UnixNano() < b.openUntil.Load() {
 			return 0, false
@@ -99,78 +99,90 @@ func (b *breaker) allow() (uint64, bool) {
 	return b.allowSlow()
 }
 
-func (b *breaker) allowSlow() (uint64, bool) {
+// allowSlow moves an open breaker whose period has passed to half-open and
+// admits one probe at a time.
+func (b *breaker) allowSlow() (ticket, bool) {
 	b.mu.Lock()
-	var from breakerState
+	t := ticket(b.current.Load())
 	changed := false
-	switch breakerState(b.state.Load()) {
+	switch t.state() {
 	case stateClosed:
 		b.mu.Unlock()
-		return b.generation.Load(), true
+		return t, true
 	case stateOpen:
 		if b.now().UnixNano() < b.openUntil.Load() {
 			b.mu.Unlock()
 			return 0, false
 		}
-		from, changed = stateOpen, true
-		b.setStateLocked(stateHalfOpen)
+		t = b.setStateLocked(stateHalfOpen)
+		changed = true
 	}
-	// Half-open: one probe at a time; everything else passes the member by.
 	admitted := !b.probing
-	if admitted {
-		b.probing = true
-	}
-	gen := b.generation.Load()
+	b.probing = true
 	b.mu.Unlock()
 	if changed {
-		b.onChange(from, stateHalfOpen)
+		b.onChange(stateOpen, stateHalfOpen)
 	}
-	return gen, admitted
+	return t, admitted
 }
 
-// record tells the breaker how an admitted attempt ended.
-func (b *breaker) record(gen uint64, v verdict) {
+// success: the member took the data.
+func (b *breaker) success(t ticket) {
+	b.settle(t, func() (breakerState, bool) {
+		switch t.state() {
+		case stateClosed:
+			b.failures = 0
+		case stateHalfOpen:
+			b.successes++
+			if b.successes >= b.cfg.SuccessThreshold {
+				return stateClosed, true
+			}
+		}
+		return 0, false
+	})
+}
+
+// failure: the member is unavailable (outage, timeout, overload).
+func (b *breaker) failure(t ticket) {
+	b.settle(t, func() (breakerState, bool) {
+		if t.state() == stateClosed {
+			b.failures++
+			return stateOpen, b.failures >= b.cfg.FailureThreshold
+		}
+		return stateOpen, t.state() == stateHalfOpen
+	})
+}
+
+// release: the attempt says nothing about the member's health (it refused
+// the data as bad, or the caller gave up); a probe slot it held is freed.
+func (b *breaker) release(t ticket) {
+	b.settle(t, func() (breakerState, bool) { return 0, false })
+}
+
+// settle applies an attempt's result if its ticket is still current; a
+// half-open probe's slot is freed whatever the result.
+func (b *breaker) settle(t ticket, apply func() (to breakerState, change bool)) {
 	b.mu.Lock()
-	if gen != b.generation.Load() {
+	if ticket(b.current.Load()) != t {
 		b.mu.Unlock()
 		return
 	}
-	from := breakerState(b.state.Load())
-	to := from
-	switch from {
-	case stateClosed:
-		switch v {
-		case verdictSuccess:
-			b.failures = 0
-		case verdictFailure:
-			b.failures++
-			if b.failures >= b.cfg.FailureThreshold {
-				to = stateOpen
-			}
-		}
-	case stateHalfOpen:
+	if t.state() == stateHalfOpen {
 		b.probing = false
-		switch v {
-		case verdictSuccess:
-			b.successes++
-			if b.successes >= b.cfg.SuccessThreshold {
-				to = stateClosed
-			}
-		case verdictFailure:
-			to = stateOpen
-		}
 	}
-	if to != from {
+	to, change := apply()
+	if change {
 		b.setStateLocked(to)
 	}
 	b.mu.Unlock()
-	if to != from {
-		b.onChange(from, to)
+	if change {
+		b.onChange(t.state(), to)
 	}
 }
 
-// setStateLocked moves to a new state and starts a new generation.
-func (b *breaker) setStateLocked(to breakerState) {
+// setStateLocked moves to a new state in a new generation and returns its
+// ticket.
+func (b *breaker) setStateLocked(to breakerState) ticket {
 	b.failures, b.successes, b.probing = 0, 0, false
 	switch to {
 	case stateOpen:
@@ -184,8 +196,10 @@ func (b *breaker) setStateLocked(to breakerState) {
 	case stateClosed:
 		b.lastOpenPeriod = 0
 	}
-	b.generation.Add(1)
-	b.state.Store(int32(to))
+	gen := uint64(ticket(b.current.Load())>>8) + 1
+	t := newTicket(gen, to)
+	b.current.Store(uint64(t))
+	return t
 }
 
 // openPeriod is the length of the current (or last) open period.

@@ -36,13 +36,22 @@ func (bt *breakerUnderTest) changeList() []stateChange {
 	return append([]stateChange(nil), bt.changes...)
 }
 
-// attempt runs one admitted attempt with the given verdict; it fails the
+// attemptEnd is how an attempt ends, as the breaker hears it.
+type attemptEnd func(*breaker, ticket)
+
+var (
+	succeeded attemptEnd = (*breaker).success
+	failed    attemptEnd = (*breaker).failure
+	released  attemptEnd = (*breaker).release
+)
+
+// attempt runs one admitted attempt with the given result; it fails the
 // test if the breaker does not admit it.
-func (bt *breakerUnderTest) attempt(t *testing.T, v verdict) {
+func (bt *breakerUnderTest) attempt(t *testing.T, r attemptEnd) {
 	t.Helper()
-	gen, ok := bt.allow()
-	require.True(t, ok, "breaker in state %s should admit an attempt", bt.current())
-	bt.record(gen, v)
+	tk, ok := bt.allow()
+	require.True(t, ok, "breaker in state %s should admit an attempt", bt.state())
+	r(bt.breaker, tk)
 }
 
 var testBreakerCfg = BreakerConfig{
@@ -55,11 +64,11 @@ var testBreakerCfg = BreakerConfig{
 
 func TestBreakerTripsAfterFailureThreshold(t *testing.T) {
 	bt := newTestBreaker(t, testBreakerCfg)
-	bt.attempt(t, verdictFailure)
-	bt.attempt(t, verdictFailure)
-	assert.Equal(t, stateClosed, bt.current(), "two failures are below failure_threshold 3")
-	bt.attempt(t, verdictFailure)
-	assert.Equal(t, stateOpen, bt.current())
+	bt.attempt(t, failed)
+	bt.attempt(t, failed)
+	assert.Equal(t, stateClosed, bt.state(), "two failures are below failure_threshold 3")
+	bt.attempt(t, failed)
+	assert.Equal(t, stateOpen, bt.state())
 	assert.Equal(t, []stateChange{{stateClosed, stateOpen}}, bt.changeList())
 	assert.Equal(t, 10*time.Second, bt.openPeriod())
 }
@@ -67,18 +76,18 @@ func TestBreakerTripsAfterFailureThreshold(t *testing.T) {
 func TestBreakerSuccessResetsConsecutiveFailures(t *testing.T) {
 	bt := newTestBreaker(t, testBreakerCfg)
 	for range 5 {
-		bt.attempt(t, verdictFailure)
-		bt.attempt(t, verdictFailure)
-		bt.attempt(t, verdictSuccess)
+		bt.attempt(t, failed)
+		bt.attempt(t, failed)
+		bt.attempt(t, succeeded)
 	}
-	assert.Equal(t, stateClosed, bt.current(), "failures were never 3 in a row")
+	assert.Equal(t, stateClosed, bt.state(), "failures were never 3 in a row")
 	assert.Empty(t, bt.changeList())
 }
 
 func TestBreakerOpenSkipsUntilPeriodEnds(t *testing.T) {
 	bt := newTestBreaker(t, testBreakerCfg)
 	for range 3 {
-		bt.attempt(t, verdictFailure)
+		bt.attempt(t, failed)
 	}
 	for range 100 {
 		_, ok := bt.allow()
@@ -87,33 +96,33 @@ func TestBreakerOpenSkipsUntilPeriodEnds(t *testing.T) {
 	bt.clock.Advance(10*time.Second - time.Nanosecond)
 	_, ok := bt.allow()
 	assert.False(t, ok, "still open one nanosecond before the period ends")
-	assert.Equal(t, stateOpen, bt.current())
+	assert.Equal(t, stateOpen, bt.state())
 }
 
 func TestBreakerHalfOpenProbe(t *testing.T) {
 	bt := newTestBreaker(t, testBreakerCfg)
 	for range 3 {
-		bt.attempt(t, verdictFailure)
+		bt.attempt(t, failed)
 	}
 	bt.clock.Advance(10 * time.Second)
 
 	gen, ok := bt.allow()
 	require.True(t, ok, "the first call after the open period is a probe")
-	assert.Equal(t, stateHalfOpen, bt.current())
+	assert.Equal(t, stateHalfOpen, bt.state())
 	_, ok = bt.allow()
 	assert.False(t, ok, "one probe at a time: others pass the member by")
 
-	bt.record(gen, verdictSuccess)
-	assert.Equal(t, stateHalfOpen, bt.current(), "success_threshold is 2")
-	bt.attempt(t, verdictSuccess)
-	assert.Equal(t, stateClosed, bt.current())
+	bt.success(gen)
+	assert.Equal(t, stateHalfOpen, bt.state(), "success_threshold is 2")
+	bt.attempt(t, succeeded)
+	assert.Equal(t, stateClosed, bt.state())
 	assert.Equal(t, []stateChange{
 		{stateClosed, stateOpen}, {stateOpen, stateHalfOpen}, {stateHalfOpen, stateClosed},
 	}, bt.changeList())
 
 	// Closed again: the next trip starts from open_duration, not the grown period.
 	for range 3 {
-		bt.attempt(t, verdictFailure)
+		bt.attempt(t, failed)
 	}
 	assert.Equal(t, 10*time.Second, bt.openPeriod())
 }
@@ -121,13 +130,13 @@ func TestBreakerHalfOpenProbe(t *testing.T) {
 func TestBreakerFailedProbeReopensLongerCapped(t *testing.T) {
 	bt := newTestBreaker(t, testBreakerCfg)
 	for range 3 {
-		bt.attempt(t, verdictFailure)
+		bt.attempt(t, failed)
 	}
 	// open_duration 10s, multiplier 2, cap 35s: 10s, 20s, 35s, 35s.
 	for _, want := range []time.Duration{20 * time.Second, 35 * time.Second, 35 * time.Second} {
 		bt.clock.Advance(bt.openPeriod())
-		bt.attempt(t, verdictFailure) // the probe fails
-		require.Equal(t, stateOpen, bt.current())
+		bt.attempt(t, failed) // the probe fails
+		require.Equal(t, stateOpen, bt.state())
 		require.Equal(t, want, bt.openPeriod())
 		bt.clock.Advance(want - time.Millisecond)
 		_, ok := bt.allow()
@@ -139,7 +148,7 @@ func TestBreakerFailedProbeReopensLongerCapped(t *testing.T) {
 func TestBreakerStaleGenerationIgnored(t *testing.T) {
 	bt := newTestBreaker(t, testBreakerCfg)
 	// Three slow attempts admitted while closed...
-	var gens []uint64
+	var gens []ticket
 	for range 3 {
 		gen, ok := bt.allow()
 		require.True(t, ok)
@@ -147,46 +156,96 @@ func TestBreakerStaleGenerationIgnored(t *testing.T) {
 	}
 	// ...then three fast failures trip the breaker.
 	for range 3 {
-		bt.attempt(t, verdictFailure)
+		bt.attempt(t, failed)
 	}
-	require.Equal(t, stateOpen, bt.current())
+	require.Equal(t, stateOpen, bt.state())
 	// The slow ones succeed late: they must not close the open breaker.
 	for _, g := range gens {
-		bt.record(g, verdictSuccess)
+		bt.success(g)
 	}
-	assert.Equal(t, stateOpen, bt.current())
+	assert.Equal(t, stateOpen, bt.state())
 
 	// A probe admitted in half-open, whose result arrives after the breaker
 	// moved on, is ignored too.
 	bt.clock.Advance(10 * time.Second)
 	probe, ok := bt.allow()
 	require.True(t, ok)
-	bt.record(probe, verdictFailure) // reopened, new generation
-	bt.record(probe, verdictSuccess) // a duplicate/late result of the old probe
-	assert.Equal(t, stateOpen, bt.current())
+	bt.failure(probe) // reopened, new generation
+	bt.success(probe) // a duplicate/late result of the old probe
+	assert.Equal(t, stateOpen, bt.state())
 }
 
-func TestBreakerNeutralNotCharged(t *testing.T) {
+// An attempt admitted while closed that ends after the breaker went closed →
+// open → half-open is not the half-open probe: its result is ignored, the
+// real probe keeps its slot, and success_threshold counts probes only. The
+// ticket carries the state and generation it was admitted in, read with one
+// atomic load, so no admission can pair the closed state with the half-open
+// generation.
+func TestBreakerClosedAttemptEndingInHalfOpenIsNotTheProbe(t *testing.T) {
+	cfg := testBreakerCfg
+	cfg.SuccessThreshold = 1
+	bt := newTestBreaker(t, cfg)
+
+	slow, ok := bt.allow() // admitted while closed; its result comes late
+	require.True(t, ok)
+	require.Equal(t, stateClosed, slow.state())
+	for range 3 {
+		bt.attempt(t, failed)
+	}
+	require.Equal(t, stateOpen, bt.state())
+	bt.clock.Advance(cfg.OpenDuration)
+	probe, ok := bt.allow()
+	require.True(t, ok)
+	require.Equal(t, stateHalfOpen, probe.state())
+	require.NotEqual(t, slow, probe)
+
+	bt.success(slow) // the slow closed-state attempt ends now
+	assert.Equal(t, stateHalfOpen, bt.state(), "a closed-state success must not close a half-open breaker")
+	_, ok = bt.allow()
+	assert.False(t, ok, "the real probe is still in flight: its slot stays taken")
+
+	bt.failure(slow) // a late failure is ignored the same way
+	assert.Equal(t, stateHalfOpen, bt.state())
+
+	bt.success(probe)
+	assert.Equal(t, stateClosed, bt.state(), "the probe's own success closes it")
+	assert.Equal(t, []stateChange{
+		{stateClosed, stateOpen}, {stateOpen, stateHalfOpen}, {stateHalfOpen, stateClosed},
+	}, bt.changeList())
+}
+
+// A ticket keeps state and generation apart for any generation.
+func TestTicketPacksStateAndGeneration(t *testing.T) {
+	for _, gen := range []uint64{0, 1, 255, 256, 1 << 40} {
+		for _, s := range []breakerState{stateClosed, stateHalfOpen, stateOpen} {
+			tk := newTicket(gen, s)
+			assert.Equal(t, s, tk.state())
+			assert.Equal(t, gen, uint64(tk>>8))
+		}
+	}
+}
+
+func TestBreakerReleaseNotCharged(t *testing.T) {
 	bt := newTestBreaker(t, testBreakerCfg)
 	for range 10 {
-		bt.attempt(t, verdictNeutral) // permanent errors: the data's fault
+		bt.attempt(t, released) // permanent errors: the data's fault
 	}
-	assert.Equal(t, stateClosed, bt.current())
+	assert.Equal(t, stateClosed, bt.state())
 	// Neutral results between failures neither count nor reset.
-	bt.attempt(t, verdictFailure)
-	bt.attempt(t, verdictNeutral)
-	bt.attempt(t, verdictFailure)
-	assert.Equal(t, stateClosed, bt.current())
-	bt.attempt(t, verdictFailure)
-	assert.Equal(t, stateOpen, bt.current())
+	bt.attempt(t, failed)
+	bt.attempt(t, released)
+	bt.attempt(t, failed)
+	assert.Equal(t, stateClosed, bt.state())
+	bt.attempt(t, failed)
+	assert.Equal(t, stateOpen, bt.state())
 
 	// A neutral probe frees the probe slot without closing or reopening.
 	bt.clock.Advance(10 * time.Second)
-	bt.attempt(t, verdictNeutral)
-	assert.Equal(t, stateHalfOpen, bt.current())
-	bt.attempt(t, verdictSuccess)
-	bt.attempt(t, verdictSuccess)
-	assert.Equal(t, stateClosed, bt.current())
+	bt.attempt(t, released)
+	assert.Equal(t, stateHalfOpen, bt.state())
+	bt.attempt(t, succeeded)
+	bt.attempt(t, succeeded)
+	assert.Equal(t, stateClosed, bt.state())
 }
 
 func TestBreakerConcurrentUse(t *testing.T) {
@@ -209,9 +268,9 @@ func TestBreakerConcurrentUse(t *testing.T) {
 				// Four failures in a row per goroutine: the breaker opens
 				// even if the scheduler runs the goroutines one by one.
 				if (i+w)%5 == 0 {
-					bt.record(gen, verdictSuccess)
+					bt.success(gen)
 				} else {
-					bt.record(gen, verdictFailure)
+					bt.failure(gen)
 				}
 			}
 		}()

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
 
 import (
@@ -38,12 +41,21 @@ type Config struct {
 
 	CircuitBreaker BreakerConfig `mapstructure:"circuit_breaker"`
 
+	// AllowInReplayPipelines accepts this group, with dead-letter members,
+	// in pipelines fed by a kafka receiver (replay pipelines). Without it
+	// the distribution's loop guard converter refuses such a config at
+	// `validate`: replayed data is never given to a dead-letter member (the
+	// runtime loop guard), so those members could never take data there.
+	// Read by loopguardconverter; the group itself only documents it.
+	AllowInReplayPipelines bool `mapstructure:"allow_in_replay_pipelines"`
+
 	MemberStart MemberStartConfig `mapstructure:"member_start"`
 
 	// QueueConfig and BackOffConfig are the group's own exporterhelper queue
 	// and retry, in front of the failover decision. Off by default: the group
 	// answers synchronously, so a receiver sees an error when every member
-	// failed. With a persistent queue (storage) data waits on disk instead.
+	// failed. With a queue, retry is on by default with no time limit: data
+	// waits (in memory, or on disk with `storage`) until a member takes it.
 	QueueConfig   configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
 	BackOffConfig configretry.BackOffConfig                                `mapstructure:"retry_on_failure"`
 
@@ -113,6 +125,7 @@ func createDefaultConfig(factories memberFactories) func() component.Config {
 // own factory's default config, so a member's config is decoded, defaulted
 // and validated exactly as that exporter's own config would be.
 func (c *Config) Unmarshal(conf *confmap.Conf) error {
+	retrySet := conf.IsSet("retry_on_failure") && conf.Get("retry_on_failure") != nil
 	rest := conf.ToStringMap()
 	rawMembers, hasMembers := rest["members"]
 	delete(rest, "members")
@@ -122,19 +135,25 @@ func (c *Config) Unmarshal(conf *confmap.Conf) error {
 	if err := confmap.NewFromStringMap(rest).Unmarshal((*plainConfig)(c)); err != nil {
 		return err
 	}
+	if c.QueueConfig.HasValue() && !retrySet {
+		// A queued batch waits until a member takes it: exporterhelper's
+		// retry with no time limit (max_elapsed_time 0 means never stop).
+		c.BackOffConfig.Enabled = true
+		c.BackOffConfig.MaxElapsedTime = 0
+	}
 	if !hasMembers || rawMembers == nil {
 		c.Members = nil
 		return nil
 	}
 	list, ok := rawMembers.([]any)
 	if !ok {
-		return fmt.Errorf("members: must be a list of one-key maps `- type[/name]: {config}`, got %T", rawMembers)
+		return atKey("members", fmt.Errorf("%w, got %T", errMembersNotList, rawMembers))
 	}
 	c.Members = make([]MemberConfig, 0, len(list))
 	for i, raw := range list {
-		m, err := c.factories.decodeMember(raw, c.AttemptTimeout)
+		m, err := c.factories.decodeMember(raw, groupSettings{attemptTimeout: c.AttemptTimeout})
 		if err != nil {
-			return fmt.Errorf("members[%d]%s: %w", i, m.labelSuffix(), err)
+			return atKey(fmt.Sprintf("members[%d]%s", i, m.labelSuffix()), err)
 		}
 		c.Members = append(c.Members, m)
 	}
@@ -147,54 +166,83 @@ func (c *Config) Unmarshal(conf *confmap.Conf) error {
 func (c *Config) Validate() error {
 	var errs []error
 	if len(c.Members) == 0 {
-		errs = append(errs, errors.New("members: at least one member is required, e.g. `members: [{clickhouse/live: {endpoint: ...}}, {kafka/dlq: {brokers: [...]}}]`"))
+		errs = append(errs, atKey("members", errNoMembers))
 	}
 	seen := make(map[component.ID]int, len(c.Members))
 	for i, m := range c.Members {
+		key := fmt.Sprintf("members[%d] %s", i, m.id)
 		if prev, dup := seen[m.id]; dup {
-			errs = append(errs, fmt.Errorf("members[%d] %s: duplicate member id, already used by members[%d]; give each member its own name (`%s/<name>`)", i, m.id, prev, m.id.Type()))
+			errs = append(errs, atKey(key, fmt.Errorf("%w, already used by members[%d]", errDuplicateMember, prev)))
 			continue
 		}
 		seen[m.id] = i
-		if err := confmap.Validate(m.cfg); err != nil {
-			errs = append(errs, fmt.Errorf("members[%d] %s: %w", i, m.id, err))
-		}
+		errs = append(errs, atKey(key, confmap.Validate(m.cfg)))
+		errs = append(errs, c.checkMemberTimeout(key, m))
 	}
 	if c.AttemptTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("attempt_timeout: must be positive, got %v", c.AttemptTimeout))
+		errs = append(errs, atKey("attempt_timeout", fmt.Errorf("%w, got %v", errNotPositive, c.AttemptTimeout)))
 	}
 	switch c.OnPermanentError {
 	case PermanentErrorNextMember, PermanentErrorReturn:
 	default:
-		errs = append(errs, fmt.Errorf("on_permanent_error: must be %q or %q, got %q", PermanentErrorNextMember, PermanentErrorReturn, c.OnPermanentError))
+		errs = append(errs, atKey("on_permanent_error", fmt.Errorf("%w, got %q", errOnPermanentError, c.OnPermanentError)))
 	}
-	if err := c.CircuitBreaker.validate(); err != nil {
-		errs = append(errs, fmt.Errorf("circuit_breaker: %w", err))
-	}
-	if err := c.MemberStart.validate(); err != nil {
-		errs = append(errs, fmt.Errorf("member_start: %w", err))
-	}
+	errs = append(errs, atKey("circuit_breaker", c.CircuitBreaker.validate()))
+	errs = append(errs, atKey("member_start", c.MemberStart.validate()))
+	errs = append(errs, c.checkQueueRetry())
 	return errors.Join(errs...)
+}
+
+// checkMemberTimeout refuses a member timeout its exporter cannot start with
+// (the kafka exporter's produce timeout floor): such a member would never
+// start, and the group would run without it.
+func (c *Config) checkMemberTimeout(key string, m MemberConfig) error {
+	f := m.facts
+	if f.minTimeout == 0 || f.timeout <= 0 || f.timeout >= f.minTimeout {
+		return nil
+	}
+	if f.timeout == c.AttemptTimeout {
+		return atKey("attempt_timeout", fmt.Errorf("%v %w %s (%v, its `timeout`, which the group sets to attempt_timeout); "+
+			"raise attempt_timeout to at least %v, or give the member its own `timeout` of at least %v",
+			c.AttemptTimeout, errTimeoutBelowFloor, key, f.minTimeout, f.minTimeout, f.minTimeout))
+	}
+	return atKey(key+"::timeout", fmt.Errorf("%v %w (%v); set it to at least %v", f.timeout, errTimeoutBelowFloor, f.minTimeout, f.minTimeout))
+}
+
+// checkQueueRetry: with a group queue, a batch must wait until a member
+// takes it. Without retry, exporterhelper drops it at the first failure;
+// with a time limit, once the limit has passed.
+func (c *Config) checkQueueRetry() error {
+	if !c.QueueConfig.HasValue() {
+		return nil
+	}
+	if !c.BackOffConfig.Enabled {
+		return atKey("retry_on_failure::enabled", errQueueWithoutRetry)
+	}
+	if c.BackOffConfig.MaxElapsedTime > 0 {
+		return atKey("retry_on_failure::max_elapsed_time", fmt.Errorf("%v: %w", c.BackOffConfig.MaxElapsedTime, errQueueRetryBounded))
+	}
+	return nil
 }
 
 func (b BreakerConfig) validate() error {
 	var errs []error
 	if b.FailureThreshold < 1 {
-		errs = append(errs, fmt.Errorf("failure_threshold: must be at least 1, got %d", b.FailureThreshold))
+		errs = append(errs, atKey("failure_threshold", fmt.Errorf("%w, got %d", errBelowOne, b.FailureThreshold)))
 	}
 	if b.SuccessThreshold < 1 {
-		errs = append(errs, fmt.Errorf("success_threshold: must be at least 1, got %d", b.SuccessThreshold))
+		errs = append(errs, atKey("success_threshold", fmt.Errorf("%w, got %d", errBelowOne, b.SuccessThreshold)))
 	}
 	if b.OpenDuration <= 0 {
-		errs = append(errs, fmt.Errorf("open_duration: must be positive, got %v", b.OpenDuration))
+		errs = append(errs, atKey("open_duration", fmt.Errorf("%w, got %v", errNotPositive, b.OpenDuration)))
 	}
 	if b.MaxOpenDuration <= 0 {
-		errs = append(errs, fmt.Errorf("max_open_duration: must be positive, got %v", b.MaxOpenDuration))
+		errs = append(errs, atKey("max_open_duration", fmt.Errorf("%w, got %v", errNotPositive, b.MaxOpenDuration)))
 	} else if b.OpenDuration > b.MaxOpenDuration {
-		errs = append(errs, fmt.Errorf("max_open_duration: must not be shorter than open_duration (%v < %v)", b.MaxOpenDuration, b.OpenDuration))
+		errs = append(errs, atKey("max_open_duration", fmt.Errorf("%w open_duration (%v < %v)", errShorterThan, b.MaxOpenDuration, b.OpenDuration)))
 	}
 	if b.BackoffMultiplier < 1 {
-		errs = append(errs, fmt.Errorf("backoff_multiplier: must be at least 1 (1 keeps open_duration constant), got %v", b.BackoffMultiplier))
+		errs = append(errs, atKey("backoff_multiplier", fmt.Errorf("%w (1 keeps open_duration constant), got %v", errBelowOne, b.BackoffMultiplier)))
 	}
 	return errors.Join(errs...)
 }
@@ -202,15 +250,15 @@ func (b BreakerConfig) validate() error {
 func (s MemberStartConfig) validate() error {
 	var errs []error
 	if s.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("timeout: must be positive, got %v", s.Timeout))
+		errs = append(errs, atKey("timeout", fmt.Errorf("%w, got %v", errNotPositive, s.Timeout)))
 	}
 	if s.InitialInterval <= 0 {
-		errs = append(errs, fmt.Errorf("initial_interval: must be positive, got %v", s.InitialInterval))
+		errs = append(errs, atKey("initial_interval", fmt.Errorf("%w, got %v", errNotPositive, s.InitialInterval)))
 	}
 	if s.MaxInterval <= 0 {
-		errs = append(errs, fmt.Errorf("max_interval: must be positive, got %v", s.MaxInterval))
+		errs = append(errs, atKey("max_interval", fmt.Errorf("%w, got %v", errNotPositive, s.MaxInterval)))
 	} else if s.InitialInterval > s.MaxInterval {
-		errs = append(errs, fmt.Errorf("max_interval: must not be shorter than initial_interval (%v < %v)", s.MaxInterval, s.InitialInterval))
+		errs = append(errs, atKey("max_interval", fmt.Errorf("%w initial_interval (%v < %v)", errShorterThan, s.MaxInterval, s.InitialInterval)))
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package failovergroupexporter
 
 import (
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -123,18 +124,75 @@ members:
 	assert.False(t, k.QueueBatchConfig.HasValue())
 	assert.False(t, k.BackOffConfig.Enabled)
 	assert.Equal(t, 3*time.Second, k.TimeoutSettings.Timeout)
-	assert.Equal(t, append([]string{"tenant"}, dlqmeta.Keys...), k.IncludeMetadataKeys, "the user's keys are kept, the DLQ keys added")
+	assert.Equal(t, append([]string{"tenant"}, dlqmeta.HeaderKeys...), k.IncludeMetadataKeys, "the user's keys are kept, the DLQ keys added")
 
 	dbg := cfg.Members[4].Config().(*debugexporter.Config)
 	assert.False(t, dbg.QueueConfig.HasValue())
 
+	assert.Equal(t, -1, int(k.Producer.RequiredAcks), "a parked record is the only copy: every in-sync replica acknowledges it")
+
 	// Which members bound their own calls (so the group adds no deadline).
-	assert.True(t, enforcesTimeout(cfg.Members[0].Config(), cfg.AttemptTimeout), "clickhouse")
-	assert.True(t, enforcesTimeout(cfg.Members[1].Config(), cfg.AttemptTimeout), "otlp_grpc")
-	assert.False(t, enforcesTimeout(cfg.Members[2].Config(), cfg.AttemptTimeout), "otlp_http: its timeout is the HTTP client's")
-	assert.True(t, enforcesTimeout(cfg.Members[3].Config(), cfg.AttemptTimeout), "kafka")
-	assert.False(t, enforcesTimeout(cfg.Members[4].Config(), cfg.AttemptTimeout), "debug has no timeout")
-	assert.False(t, enforcesTimeout(cfg.Members[5].Config(), cfg.AttemptTimeout), "file has no timeout")
+	assert.True(t, ownsDeadline(cfg.Members[0], cfg.AttemptTimeout), "clickhouse")
+	assert.True(t, ownsDeadline(cfg.Members[1], cfg.AttemptTimeout), "otlp_grpc")
+	assert.False(t, ownsDeadline(cfg.Members[2], cfg.AttemptTimeout), "otlp_http: its timeout is the HTTP client's")
+	assert.True(t, ownsDeadline(cfg.Members[3], cfg.AttemptTimeout), "kafka")
+	assert.False(t, ownsDeadline(cfg.Members[4], cfg.AttemptTimeout), "debug has no timeout")
+	assert.False(t, ownsDeadline(cfg.Members[5], cfg.AttemptTimeout), "file has no timeout")
+
+	// Which members are dead letters by default: kafka only.
+	for i, want := range []bool{false, false, false, true, false, false} {
+		assert.Equal(t, want, cfg.Members[i].DeadLetter(), "%s", cfg.Members[i].ID())
+	}
+}
+
+// The dead_letter member option, written next to the member's id.
+func TestDeadLetterOption(t *testing.T) {
+	cfg, err := decodeConfig(t, NewFactory(), `
+members:
+  - clickhouse/live: {endpoint: "http://127.0.0.1:8123"}
+  - clickhouse/standby: {endpoint: "http://127.0.0.2:8123"}
+    dead_letter: false
+  - kafka/poison: {brokers: ["127.0.0.1:9092"]}
+    dead_letter: false
+  - otlp_grpc/dlq: {endpoint: "127.0.0.1:4317"}
+    dead_letter: true
+`)
+	require.NoError(t, err)
+	for i, want := range []bool{false, false, false, true} {
+		assert.Equal(t, want, cfg.Members[i].DeadLetter(), "%s", cfg.Members[i].ID())
+	}
+	out := confmap.New()
+	require.NoError(t, out.Marshal(cfg))
+	members := out.Get("members").([]any)
+	assert.NotContains(t, members[0].(map[string]any), "dead_letter", "an option left at its default is not printed")
+	assert.Equal(t, false, members[2].(map[string]any)["dead_letter"])
+	assert.Equal(t, true, members[3].(map[string]any)["dead_letter"])
+
+	_, err = decodeConfig(t, NewFactory(), `
+members:
+  - kafka/dlq: {brokers: ["127.0.0.1:9092"]}
+    dead_letter: sometimes
+`)
+	require.ErrorIs(t, err, errNotABool)
+	assert.Contains(t, errorKeys(err), "members[0] kafka/dlq::dead_letter")
+}
+
+// A kafka member keeps a required_acks the user set.
+func TestKafkaRequiredAcksKeptWhenSet(t *testing.T) {
+	cfg, err := decodeConfig(t, NewFactory(), `
+members:
+  - kafka/a: {brokers: ["127.0.0.1:9092"], producer: {required_acks: 1}}
+  - kafka/b: {brokers: ["127.0.0.1:9092"], producer: {required_acks: all, max_message_bytes: 2000000}}
+  - kafka/c: {brokers: ["127.0.0.1:9092"], producer: {max_message_bytes: 2000000}}
+`)
+	require.NoError(t, err)
+	acks := func(i int) int { return int(cfg.Members[i].Config().(*kafkaexporter.Config).Producer.RequiredAcks) }
+	assert.Equal(t, 1, acks(0))
+	assert.Equal(t, -1, acks(1))
+	assert.Equal(t, -1, acks(2), "other producer keys do not count as setting required_acks")
+	assert.Equal(t, 2000000, cfg.Members[2].Config().(*kafkaexporter.Config).Producer.MaxMessageBytes)
+	assert.Equal(t, 2000000, cfg.Members[2].facts.recordLimit)
+	assert.Equal(t, 1000000, cfg.Members[0].facts.recordLimit)
 }
 
 func TestMemberOverridesKeepUserSettings(t *testing.T) {
@@ -158,55 +216,100 @@ members:
 	assert.True(t, ch.BackOffConfig.Enabled, "an explicit retry is kept; the attempt deadline bounds it")
 	assert.Equal(t, 60*time.Second, ch.BackOffConfig.MaxElapsedTime)
 	assert.Equal(t, 10*time.Second, ch.TimeoutSettings.Timeout)
-	assert.False(t, enforcesTimeout(ch, cfg.AttemptTimeout), "own retries and a longer timeout: the group's deadline is needed")
+	assert.False(t, ownsDeadline(cfg.Members[0], cfg.AttemptTimeout), "own retries and a longer timeout: the group's deadline is needed")
 
 	b := cfg.Members[1].Config().(*clickhouseexporter.Config)
 	assert.False(t, b.QueueSettings.HasValue())
 	assert.False(t, b.BackOffConfig.Enabled)
 	assert.Equal(t, time.Second, b.TimeoutSettings.Timeout)
-	assert.True(t, enforcesTimeout(b, cfg.AttemptTimeout), "a shorter own timeout bounds the attempt too")
+	assert.True(t, ownsDeadline(cfg.Members[1], cfg.AttemptTimeout), "a shorter own timeout bounds the attempt too")
 }
 
+// TestInvalidConfigs: each invalid config is refused at the key at fault,
+// with the error that says what is wrong.
 func TestInvalidConfigs(t *testing.T) {
 	tests := []struct {
 		id   string
-		want []string // substrings of the error
+		key  string // where the error is reported
+		want error  // nil: the member exporter's own error, not one of ours
 	}{
-		{"no_members", []string{"members: at least one member is required"}},
-		{"empty_members", []string{"members: at least one member is required"}},
-		{"members_not_a_list", []string{"members: must be a list of one-key maps"}},
-		{"member_not_a_map", []string{"members[0]", "each member must be a one-key map", "got string"}},
-		{"member_two_keys", []string{"members[0]", "each member must be a one-key map"}},
-		{"member_config_not_a_map", []string{"members[0] debug: member config must be a map"}},
-		{"bad_member_id", []string{"members[0]", `invalid member id "debug/"`}},
-		{"unknown_type", []string{`members[0] nosuch/x: unknown member type "nosuch"`, "known types: clickhouse, debug, file, kafka, otlp, otlp_grpc, otlp_http, otlphttp"}},
-		{"duplicate_ids", []string{"members[1] debug/a: duplicate member id, already used by members[0]"}},
-		{"invalid_member_config", []string{"members[0] clickhouse/live: endpoint must be specified"}},
-		{"unknown_member_key", []string{"members[0] clickhouse/live:", "no_such_key"}},
-		{"nested_group", []string{"members[0] failover_group/inner: a member cannot itself be a failover_group"}},
-		{"async_queue", []string{"members[0] clickhouse/live: sending_queue: a member's asynchronous queue hides its failures", "wait_for_result: true", "put the queue on the group itself"}},
-		{"async_queue_implicit", []string{"members[0] kafka/dlq: sending_queue: a member's asynchronous queue"}},
-		{"attempt_timeout_zero", []string{"attempt_timeout: must be positive, got 0s"}},
-		{"attempt_timeout_negative", []string{"attempt_timeout: must be positive, got -1s"}},
-		{"open_duration_zero", []string{"circuit_breaker: open_duration: must be positive"}},
-		{"max_open_shorter", []string{"circuit_breaker: max_open_duration: must not be shorter than open_duration"}},
-		{"failure_threshold_zero", []string{"circuit_breaker: failure_threshold: must be at least 1, got 0"}},
-		{"success_threshold_negative", []string{"circuit_breaker: success_threshold: must be at least 1, got -1"}},
-		{"multiplier_below_one", []string{"circuit_breaker: backoff_multiplier: must be at least 1"}},
-		{"member_start_zero", []string{"member_start: timeout: must be positive", "initial_interval: must be positive"}},
-		{"member_start_interval_order", []string{"member_start: max_interval: must not be shorter than initial_interval"}},
-		{"on_permanent_error_bogus", []string{`on_permanent_error: must be "next_member" or "return", got "drop"`}},
-		{"unknown_group_key", []string{"attempt_timout"}},
+		{"no_members", "members", errNoMembers},
+		{"empty_members", "members", errNoMembers},
+		{"members_not_a_list", "members", errMembersNotList},
+		{"member_not_a_map", "members[0]", errMemberShape},
+		{"member_two_keys", "members[0]", errMemberShape},
+		{"member_config_not_a_map", "members[0] debug", errMemberConfigNotMap},
+		{"bad_member_id", "members[0]", errInvalidMemberID},
+		{"unknown_type", "members[0] nosuch/x", errUnknownMemberType},
+		{"duplicate_ids", "members[1] debug/a", errDuplicateMember},
+		{"invalid_member_config", "members[0] clickhouse/live", nil},
+		{"unknown_member_key", "members[0] clickhouse/live", nil},
+		{"nested_group", "members[0] failover_group/inner", errNestedGroup},
+		{"async_queue", "members[0] clickhouse/live::sending_queue", errAsyncMemberQueue},
+		{"async_queue_implicit", "members[0] kafka/dlq::sending_queue", errAsyncMemberQueue},
+		{"attempt_timeout_zero", "attempt_timeout", errNotPositive},
+		{"attempt_timeout_negative", "attempt_timeout", errNotPositive},
+		{"attempt_timeout_below_kafka_floor", "attempt_timeout", errTimeoutBelowFloor},
+		{"kafka_timeout_below_floor", "members[0] kafka/dlq::timeout", errTimeoutBelowFloor},
+		{"open_duration_zero", "circuit_breaker::open_duration", errNotPositive},
+		{"max_open_shorter", "circuit_breaker::max_open_duration", errShorterThan},
+		{"failure_threshold_zero", "circuit_breaker::failure_threshold", errBelowOne},
+		{"success_threshold_negative", "circuit_breaker::success_threshold", errBelowOne},
+		{"multiplier_below_one", "circuit_breaker::backoff_multiplier", errBelowOne},
+		{"member_start_zero", "member_start::timeout", errNotPositive},
+		{"member_start_interval_order", "member_start::max_interval", errShorterThan},
+		{"on_permanent_error_bogus", "on_permanent_error", errOnPermanentError},
+		{"queue_without_retry", "retry_on_failure::enabled", errQueueWithoutRetry},
+		{"queue_retry_bounded", "retry_on_failure::max_elapsed_time", errQueueRetryBounded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
 			_, err := loadGroupConfig(t, "invalid.yaml", "failover_group/"+tt.id)
 			require.Error(t, err)
-			for _, w := range tt.want {
-				assert.Contains(t, err.Error(), w)
+			assert.Contains(t, errorKeys(err), tt.key, "%v", err)
+			if tt.want != nil {
+				assert.ErrorIs(t, err, tt.want)
 			}
 		})
 	}
+	t.Run("unknown_group_key", func(t *testing.T) {
+		_, err := loadGroupConfig(t, "invalid.yaml", "failover_group/unknown_group_key")
+		require.ErrorContains(t, err, "attempt_timout", "confmap names the unknown key")
+	})
+	t.Run("every_mistake_at_once", func(t *testing.T) {
+		_, err := loadGroupConfig(t, "invalid.yaml", "failover_group/member_start_zero")
+		require.Error(t, err)
+		assert.Subset(t, errorKeys(err), []string{"member_start::timeout", "member_start::initial_interval"})
+	})
+}
+
+// errorKeys lists the config keys an error reports, nested keys joined with
+// "::", through joined errors.
+func errorKeys(err error) []string {
+	var keys []string
+	var walk func(prefix string, err error)
+	walk = func(prefix string, err error) {
+		for err != nil {
+			if ke, ok := err.(*keyError); ok {
+				p := ke.key
+				if prefix != "" {
+					p = prefix + "::" + ke.key
+				}
+				keys = append(keys, p)
+				prefix, err = p, ke.err
+				continue
+			}
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				for _, e := range j.Unwrap() {
+					walk(prefix, e)
+				}
+				return
+			}
+			err = errors.Unwrap(err)
+		}
+	}
+	walk("", err)
+	return keys
 }
 
 // TestInvalidMemberConfigNamedOnce: a member's validation error is
@@ -294,6 +397,6 @@ members:
 	require.NoError(t, err)
 	k := cfg.Members[0].Config().(*kafkaexporter.Config)
 	require.True(t, k.QueueBatchConfig.HasValue())
-	assert.Equal(t, append([]string{"tenant"}, dlqmeta.Keys...), k.QueueBatchConfig.Get().Batch.Get().Partition.MetadataKeys)
-	assert.Equal(t, append([]string{"tenant"}, dlqmeta.Keys...), k.IncludeMetadataKeys)
+	assert.Equal(t, append([]string{"tenant"}, dlqmeta.HeaderKeys...), k.QueueBatchConfig.Get().Batch.Get().Partition.MetadataKeys)
+	assert.Equal(t, append([]string{"tenant"}, dlqmeta.HeaderKeys...), k.IncludeMetadataKeys)
 }

@@ -1,254 +1,218 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/client"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 
 	"github.com/otelfailover/otelcol-failover/internal/dlqmeta"
 	"github.com/otelfailover/otelcol-failover/internal/errclass"
 )
 
-// miss records why a member did not take the data; the next member's DLQ
-// stamp says so.
+// push is the failover decision, the one place where it is made. Members are
+// tried in order; each is passed by without I/O when it is a dead-letter
+// member and the data came from a DLQ (loop guard), when its breaker is open,
+// or when it is not started. Otherwise it gets one attempt (attempt). What a
+// member does not take moves on to the next member, stamped with DLQ
+// metadata; only when no member is left does an error go back upstream.
+//
+// The healthy path (the first member admits and takes the batch) allocates
+// nothing of its own when the member bounds its calls itself.
+func (g *group[T]) push(ctx context.Context, data T) error {
+	d := delivery[T]{data: data, onlyBadData: true}
+	for i, m := range g.members {
+		hasNext := i < len(g.members)-1
+		if m.cfg.deadLetter && g.replayed(ctx, &d) {
+			g.passBy(ctx, m, &d, skipLoopGuard, hasNext)
+			continue
+		}
+		tk, admitted := m.breaker.allow() // closed: one atomic load
+		if !admitted {
+			g.passBy(ctx, m, &d, skipBreakerOpen, hasNext)
+			continue
+		}
+		switch g.attempt(ctx, m, tk, &d, hasNext) {
+		case taken:
+			return nil
+		case unavailable:
+			g.passBy(ctx, m, &d, skipUnavailable, hasNext)
+		case gaveUp:
+			d.notTried(g.members[i+1:], ctx.Err())
+			return g.exhausted(ctx, &d)
+		case returned:
+			return g.exhausted(ctx, &d)
+		case movedOn:
+		}
+	}
+	return g.exhausted(ctx, &d)
+}
+
+// delivery is one batch's way through the members.
+type delivery[T any] struct {
+	data T // what is still to be delivered
+	// delivered: some part was taken by a member (a partial success).
+	delivered bool
+	// onlyBadData: every member that missed refused the data as bad.
+	onlyBadData bool
+	// last is why the latest member missed; the next member's DLQ stamp
+	// says so. missed is false until a member missed.
+	last   miss
+	missed bool
+	// failures name every member's miss in the upstream error. Allocated
+	// on the first miss: the healthy path never touches it.
+	failures []attemptFailure
+	// replayed caches the loop guard's answer for this batch.
+	replayedKnown, replayedValue bool
+}
+
+// miss records why a member did not take the data.
 type miss struct {
 	member string
 	reason string
-	cache  *atomic.Pointer[stampEntry] // the missing member's stamp cache
+	stamps *stampCache // the missing member's stamp cache
 }
 
-// stampEntry is a member's last stamped client info, for data that came
-// without client info of its own (the usual case: no metadata, address or
-// auth). During an outage every batch is stamped with the same group, member
-// and reason, and the time has millisecond precision: within a millisecond
-// the info is reused instead of rebuilding two maps and a time string for
-// every batch.
-type stampEntry struct {
-	reason string
-	ms     int64
-	info   client.Info
-}
-
-// attemptFailure is one member's miss as the upstream error will name it.
-// It is turned into text only when no member took the data, so a failover
-// that succeeds formats nothing.
-type attemptFailure struct {
-	index    int
-	id       component.ID
-	notTried bool
-	err      error // the member's error, or why it was not tried
-}
-
-func (f attemptFailure) error() error {
-	if f.notTried {
-		return fmt.Errorf("members[%d] %s: not tried: %w", f.index, f.id, f.err)
+func (d *delivery[T]) fail(f attemptFailure, n int) {
+	if d.failures == nil {
+		d.failures = make([]attemptFailure, 0, n)
 	}
-	return fmt.Errorf("members[%d] %s: %w", f.index, f.id, f.err)
+	d.failures = append(d.failures, f)
 }
 
-// Why a member was passed by, as the upstream error says it.
-var (
-	errBreakerOpen = errors.New("circuit breaker open")
-	errUnavailable = errors.New("not started (its start failed or is still in progress; it is retried in the background)")
-	errLoopGuard   = errors.New("the data was replayed from a dead-letter queue and must not be written to one again (loop guard); it fails so that its source retries later")
-	skipErrors     = [numSkipReasons]error{errBreakerOpen, errUnavailable, errLoopGuard}
-	// skipStampReasons are the DLQ reason values of skipped members:
-	// "transient:breaker_open" and so on, as errclass verdicts read.
-	skipStampReasons = func() (r [numSkipReasons]string) {
-		for i, name := range skipReasonNames {
-			r[i] = errclass.Transient.String() + ":" + name
-		}
-		return r
-	}()
+// notTried names the members after the caller gave up.
+func (d *delivery[T]) notTried(rest []*member[T], why error) {
+	for _, m := range rest {
+		d.fail(attemptFailure{index: m.index, member: m.name, notTried: true, err: why, verdict: errclass.Classify(why)}, len(rest))
+	}
+	d.onlyBadData = false
+}
+
+// replayed is the loop guard's question, asked once per batch and only when
+// a dead-letter member is reached: did this data come from a DLQ?
+func (g *group[T]) replayed(ctx context.Context, d *delivery[T]) bool {
+	if !d.replayedKnown {
+		d.replayedValue, d.replayedKnown = dlqmeta.Replayed(client.FromContext(ctx).Metadata, g.dlqTopics, true), true
+	}
+	return d.replayedValue
+}
+
+// passBy records a member passed by without an attempt.
+func (g *group[T]) passBy(ctx context.Context, m *member[T], d *delivery[T], r skipReason, hasNext bool) {
+	m.tel.skipped(ctx, r)
+	if hasNext {
+		m.tel.failover(ctx)
+	}
+	d.onlyBadData = false
+	d.fail(attemptFailure{index: m.index, member: m.name, notTried: true, err: skipErrors[r], verdict: skipVerdicts[r]}, len(g.members))
+	d.last, d.missed = miss{member: m.name, reason: skipStampReasons[r], stamps: &m.stamps}, true
+}
+
+// step is how an attempt leaves the batch.
+type step uint8
+
+const (
+	taken       step = iota // the member took all of it
+	movedOn                 // what it did not take goes to the next member
+	unavailable             // the member is not started: passed by
+	gaveUp                  // the caller gave up: nothing more is tried
+	returned                // bad data with on_permanent_error: return
 )
 
-func noCancel() {}
-
-// push is the failover decision, the one place where it is made. Members are
-// tried in order. A member is passed by without I/O when its breaker is open,
-// when it is not started, or (loop guard) when the data came from a DLQ and
-// the member is a DLQ. Otherwise it gets an attempt bounded by
-// attempt_timeout; what it does not accept (all of the batch, or the failed
-// part of a partial success) moves on to the next member, stamped with DLQ
-// metadata. Only when no member is left does an error go back upstream.
-//
-// The healthy path (first member admits and accepts) allocates nothing of
-// its own when the member bounds its calls itself (see enforcesTimeout).
-func (g *group[T]) push(ctx context.Context, data T) error {
-	var (
-		// replayed (the loop guard's question) is asked of the caller's ctx
-		// when a DLQ member is first reached, not on the healthy path.
-		replayed, askedReplayed bool
-		failBuf                 [4]attemptFailure
-		failures                = failBuf[:0]
-		last                    miss
-		missed                  bool   // last holds a miss
-		onlyPermanent           = true // every failure so far was the data's fault
-		delivered               bool   // some part was accepted by a member
-	)
-	for i, m := range g.members {
-		hasNext := i < len(g.members)-1
-		skip := func(r skipReason) {
-			m.tel.skipped(ctx, r)
-			if hasNext {
-				m.tel.failover(ctx)
-			}
-			onlyPermanent = false
-			failures = append(failures, attemptFailure{index: i, id: m.id, notTried: true, err: skipErrors[r]})
-			last, missed = miss{member: m.idStr, reason: skipStampReasons[r], cache: &m.stamps}, true
-		}
-
-		if m.isDLQ {
-			if !askedReplayed {
-				replayed, askedReplayed = dlqmeta.Replayed(client.FromContext(ctx).Metadata, g.dlqTopics, true), true
-			}
-			if replayed {
-				skip(skipLoopGuard)
-				continue
-			}
-		}
-		gen, ok := m.breaker.allow() // closed: one atomic load; open: plus a clock read
-		if !ok {
-			skip(skipBreakerOpen)
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			m.breaker.record(gen, verdictNeutral)
-			failures = g.notTried(failures, i, err)
-			onlyPermanent = false
-			break
-		}
-
-		attemptCtx := ctx
-		var began time.Time
-		if missed {
-			began = time.Now() // also the stamp's time: one clock read
-			attemptCtx = g.stamp(ctx, last, began)
-		}
-		in := m.ready.Load()
-		cancel := noCancel
-		if in == nil || !m.enforcesTimeout {
-			// The group's own deadline. Not needed when the started member
-			// bounds the call itself within attempt_timeout: then its
-			// exporterhelper timeout is the attempt deadline.
-			attemptCtx, cancel = g.withAttemptDeadline(attemptCtx)
-		}
-		if in == nil {
-			in = m.acquire(attemptCtx)
-		}
-		if in == nil {
-			cancel()
-			m.breaker.record(gen, verdictNeutral)
-			skip(skipUnavailable)
-			continue
-		}
-
-		toSend := data
-		if in.mutates && hasNext {
-			// The member may change the batch; the next member must get it
-			// as it was. Only mutating members pay for this copy.
-			toSend = g.sig.clone(data)
-		}
-		if !missed {
-			began = time.Now()
-		}
-		err := in.consume(attemptCtx, toSend)
-		took := time.Since(began)
+// attempt gives the batch to one admitted member, bounded by
+// attempt_timeout, and settles the breaker, telemetry and the batch.
+func (g *group[T]) attempt(ctx context.Context, m *member[T], tk ticket, d *delivery[T], hasNext bool) step {
+	if err := ctx.Err(); err != nil {
+		m.breaker.release(tk)
+		d.fail(attemptFailure{index: m.index, member: m.name, notTried: true, err: err, verdict: errclass.Classify(err)}, len(g.members))
+		d.onlyBadData = false
+		return gaveUp
+	}
+	attemptCtx, began := ctx, time.Time{}
+	if d.missed {
+		began = time.Now() // also the stamp's time: one clock read
+		attemptCtx = g.stamp(ctx, d.last, began)
+	}
+	exp := m.ready.Load()
+	cancel := noCancel
+	if exp == nil || !m.ownDeadline {
+		// The group's own deadline. Not needed when the started member
+		// bounds the call itself within attempt_timeout: then its
+		// exporterhelper timeout is the attempt deadline.
+		attemptCtx, cancel = g.withAttemptDeadline(attemptCtx)
+	}
+	if exp == nil {
+		exp = m.acquire(attemptCtx)
+	}
+	if exp == nil {
 		cancel()
-
-		if err == nil {
-			m.breaker.record(gen, verdictSuccess)
-			m.tel.attempt(ctx, outcomeSuccess, took)
-			m.tel.delivered(ctx, g.sig.items(data))
-			return nil
-		}
-
-		callerGaveUp := ctx.Err() != nil
-		v := errclass.Classify(err)
-		permanent := v.Class == errclass.Permanent
-		failedPart, partial := g.sig.failedPart(err)
-		// The breaker is charged for transient failures only: bad data, or
-		// the caller's own deadline ending, is not the member's fault.
-		bv := verdictFailure
-		if callerGaveUp || permanent {
-			bv = verdictNeutral
-		}
-		m.breaker.record(gen, bv)
-		o := outcomeTransient
-		switch {
-		case partial:
-			o = outcomePartial
-		case permanent:
-			o = outcomePermanent
-		}
-		m.tel.attempt(ctx, o, took)
-		if partial {
-			m.tel.delivered(ctx, g.sig.items(data)-g.sig.items(failedPart))
-			data = failedPart
-			delivered = true
-		}
-		failures = append(failures, attemptFailure{index: i, id: m.id, err: err})
-		if callerGaveUp {
-			failures = g.notTried(failures, i+1, ctx.Err())
-			onlyPermanent = false
-			break
-		}
-		if permanent && g.cfg.OnPermanentError == PermanentErrorReturn {
-			return g.exhausted(ctx, data, delivered, true, failures)
-		}
-		onlyPermanent = onlyPermanent && permanent
-		last, missed = miss{member: m.idStr, reason: v.Class.String() + ":" + v.Reason, cache: &m.stamps}, true
-		if hasNext {
-			m.tel.failover(ctx)
-		}
+		m.breaker.release(tk)
+		return unavailable
 	}
-	return g.exhausted(ctx, data, delivered, onlyPermanent, failures)
+	data := d.data
+	if exp.mutates && hasNext {
+		// The member may change the batch; the next member must get it
+		// as it was. Only mutating members pay for this copy.
+		data = g.sig.clone(data)
+	}
+	if !d.missed {
+		began = time.Now()
+	}
+	err := g.send(attemptCtx, m, exp, data)
+	took := time.Since(began)
+	cancel()
+	return g.settle(ctx, m, tk, d, err, took, hasNext)
 }
 
-// notTried records members from index `from` on as not tried because the
-// caller gave up, so the upstream error still names every member.
-func (g *group[T]) notTried(failures []attemptFailure, from int, why error) []attemptFailure {
-	for j := from; j < len(g.members); j++ {
-		failures = append(failures, attemptFailure{index: j, id: g.members[j].id, notTried: true, err: why})
+// settle turns an attempt's result into the breaker's, the telemetry's and
+// the batch's next state.
+func (g *group[T]) settle(ctx context.Context, m *member[T], tk ticket, d *delivery[T], err error, took time.Duration, hasNext bool) step {
+	if err == nil {
+		m.breaker.success(tk)
+		m.tel.attempt(ctx, outcomeSuccess, took)
+		m.tel.delivered(ctx, g.sig.items(d.data))
+		return taken
 	}
-	return failures
+	callerGaveUp := ctx.Err() != nil
+	v := errclass.Classify(err)
+	permanent := v.Class == errclass.Permanent
+	// The breaker is charged for transient failures only: bad data, or the
+	// caller's own deadline ending, is not the member's fault.
+	if callerGaveUp || permanent {
+		m.breaker.release(tk)
+	} else {
+		m.breaker.failure(tk)
+	}
+	failed, partial := g.sig.failedPart(err)
+	switch {
+	case partial:
+		m.tel.attempt(ctx, outcomePartial, took)
+		m.tel.delivered(ctx, g.sig.items(d.data)-g.sig.items(failed))
+		d.data, d.delivered = failed, true
+	case permanent:
+		m.tel.attempt(ctx, outcomePermanent, took)
+	default:
+		m.tel.attempt(ctx, outcomeTransient, took)
+	}
+	d.fail(attemptFailure{index: m.index, member: m.name, err: err, verdict: v}, len(g.members))
+	d.onlyBadData = d.onlyBadData && permanent && !callerGaveUp
+	if callerGaveUp {
+		return gaveUp
+	}
+	if permanent && g.cfg.OnPermanentError == PermanentErrorReturn {
+		return returned
+	}
+	d.last, d.missed = miss{member: m.name, reason: v.String(), stamps: &m.stamps}, true
+	if hasNext {
+		m.tel.failover(ctx)
+	}
+	return movedOn
 }
 
-// stamp adds the DLQ metadata saying which member missed and why. The time
-// has millisecond precision.
-func (g *group[T]) stamp(ctx context.Context, last miss, now time.Time) context.Context {
-	ms := now.UnixMilli()
-	info := client.FromContext(ctx)
-	bare := info.Addr == nil && info.Auth == nil && !hasMetadata(info.Metadata)
-	if bare {
-		if e := last.cache.Load(); e != nil && e.ms == ms && e.reason == last.reason {
-			return client.NewContext(ctx, e.info)
-		}
-	}
-	stamped := dlqmeta.WithStamp(ctx, dlqmeta.Stamp{
-		Group:        g.idStr,
-		FailedMember: last.member,
-		Reason:       last.reason,
-		Time:         time.UnixMilli(ms),
-	})
-	if bare {
-		last.cache.Store(&stampEntry{reason: last.reason, ms: ms, info: client.FromContext(stamped)})
-	}
-	return stamped
-}
-
-func hasMetadata(md client.Metadata) bool {
-	for range md.Keys() {
-		return true
-	}
-	return false
-}
+func noCancel() {}
 
 // withAttemptDeadline bounds one attempt by attempt_timeout, unless the
 // caller's own deadline comes sooner.
@@ -257,25 +221,4 @@ func (g *group[T]) withAttemptDeadline(ctx context.Context) (context.Context, co
 		return ctx, noCancel
 	}
 	return context.WithTimeout(ctx, g.cfg.AttemptTimeout)
-}
-
-// exhausted builds the one error that goes upstream when no member took
-// (all of) the data. It names every member's failure. It is permanent only
-// when every member refused the data as bad; it carries the failed part when
-// some part was delivered, so an upstream retry resends only that.
-func (g *group[T]) exhausted(ctx context.Context, data T, delivered, permanent bool, failures []attemptFailure) error {
-	g.tb.FailoverGroupExhaustedBatches.Add(ctx, 1, g.groupAdd...)
-	g.tb.FailoverGroupExhaustedItems.Add(ctx, int64(g.sig.items(data)), g.groupAdd...)
-	errs := make([]error, len(failures))
-	for i, f := range failures {
-		errs[i] = f.error()
-	}
-	err := fmt.Errorf("%s: no member accepted the data: %w", g.id, errors.Join(errs...))
-	if permanent && len(failures) > 0 {
-		err = consumererror.NewPermanent(err)
-	}
-	if delivered {
-		err = g.sig.withFailedPart(err, data)
-	}
-	return err
 }

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
 
 import (
@@ -5,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -19,44 +22,27 @@ import (
 	"github.com/otelfailover/otelcol-failover/failovergroupexporter/internal/metadata"
 )
 
-var kafkaType = component.MustNewType("kafka")
-
 // group is one failover_group instance for one signal.
 type group[T any] struct {
 	id      component.ID
 	idStr   string // id.String(), built once for DLQ stamps
 	cfg     *Config
 	sig     signal[T]
-	members []*groupMember[T]
+	members []*member[T]
 	tb      *metadata.TelemetryBuilder
-	// dlqTopics are the topics the group's kafka members write for this
-	// signal: data read from one of them is replayed DLQ data.
+	// dlqTopics are the topics the group's dead-letter kafka members write
+	// for this signal: data read from one of them is replayed DLQ data.
 	dlqTopics []string
 	// groupAdd: the group's attributes, for its own (not per member) metrics.
-	groupAdd []metric.AddOption
-	attrs    []attribute.KeyValue
-	logger   *zap.Logger
-	mutates  bool
+	groupAdd   []metric.AddOption
+	attrs      []attribute.KeyValue
+	logger     *zap.Logger
+	mutates    bool
+	exhaustion *exhaustionLog
 
 	statusMu   sync.Mutex
 	host       component.Host
 	lastStatus string
-}
-
-// groupMember is a member plus its telemetry and the instance created with
-// the group (started in Start).
-type groupMember[T any] struct {
-	*member[T]
-	idStr string // id.String(), built once for DLQ stamps
-	// enforcesTimeout: the member bounds each call itself within
-	// attempt_timeout (see enforcesTimeout), so a started member needs no
-	// deadline of the group's.
-	enforcesTimeout bool
-	tel             *memberTelemetry
-	first           *instance[T]
-	stateMu         sync.Mutex // serialises publishState
-	// stamps caches the DLQ stamp given to data after this member missed.
-	stamps atomic.Pointer[stampEntry]
 }
 
 func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, sig signal[T]) (*group[T], error) {
@@ -67,6 +53,7 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 	g := &group[T]{id: set.ID, idStr: set.ID.String(), cfg: cfg, sig: sig, tb: tb, logger: set.Logger}
 	g.attrs = groupAttributes(g.idStr, sig.name)
 	g.groupAdd = []metric.AddOption{withAttrs(g.attrs)}
+	g.exhaustion = newExhaustionLog(set.Logger, time.Now)
 	for i, mc := range cfg.Members {
 		m, err := g.newMember(ctx, set, i, mc)
 		if err != nil {
@@ -74,63 +61,12 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 			return nil, fmt.Errorf("members[%d] %s: %w", i, mc.id, err)
 		}
 		g.members = append(g.members, m)
-		if t, ok := mc.topics[sig.name]; ok {
+		if t, ok := mc.facts.topics[sig.name]; ok && mc.deadLetter {
 			g.dlqTopics = append(g.dlqTopics, t)
 		}
 		g.mutates = g.mutates || m.first.mutates
 	}
 	return g, nil
-}
-
-func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, i int, mc MemberConfig) (*groupMember[T], error) {
-	logger := set.Logger.With(zap.String("member", mc.id.String()))
-	memberSet := exporter.Settings{
-		ID:                memberID(set.ID, mc.id),
-		TelemetrySettings: set.TelemetrySettings,
-		BuildInfo:         set.BuildInfo,
-	}
-	memberSet.Logger = logger.WithOptions(demoteExportFailures())
-	gm := &groupMember[T]{
-		idStr:           mc.id.String(),
-		enforcesTimeout: enforcesTimeout(mc.cfg, g.cfg.AttemptTimeout),
-		tel:             newMemberTelemetry(g.tb, g.attrs, mc.id.String()),
-	}
-	gm.member = &member[T]{
-		id:         mc.id,
-		isDLQ:      i > 0 || mc.id.Type() == kafkaType,
-		cfg:        mc,
-		settings:   memberSet,
-		create:     g.sig.create,
-		startCfg:   g.cfg.MemberStart,
-		firstWait:  g.cfg.AttemptTimeout,
-		logger:     logger,
-		firstStart: make(chan struct{}),
-		done:       make(chan struct{}),
-	}
-	gm.breaker = newBreaker(g.cfg.CircuitBreaker, nil, func(from, to breakerState) { g.onBreakerChange(gm, from, to) })
-	gm.onAvailability = func() { g.onAvailabilityChange(gm) }
-	first, err := gm.newInstance(ctx)
-	if err != nil {
-		return nil, err
-	}
-	gm.first = first
-	gm.tel.state(stateUnavailable)
-	return gm, nil
-}
-
-// memberID keeps a member's own telemetry and any storage keys apart from a
-// top-level exporter of the same name: clickhouse/live in
-// failover_group/ingest runs as clickhouse/ingest.live.
-func memberID(group, member component.ID) component.ID {
-	groupName := group.Name()
-	if groupName == "" {
-		groupName = group.Type().String()
-	}
-	memberName := member.Name()
-	if memberName == "" {
-		memberName = member.Type().String()
-	}
-	return component.NewIDWithName(member.Type(), groupName+"."+memberName)
 }
 
 // Start starts every member in the background and returns at once: a member
@@ -140,7 +76,7 @@ func (g *group[T]) Start(_ context.Context, host component.Host) error {
 	g.host = host
 	g.statusMu.Unlock()
 	for _, m := range g.members {
-		m.start(memberHost{host: host, logger: m.logger}, m.first)
+		m.start(memberHost{host: host, logger: m.logger})
 	}
 	return nil
 }
@@ -187,7 +123,7 @@ func (g *group[T]) Capabilities() consumer.Capabilities {
 	return consumer.Capabilities{MutatesData: g.mutates}
 }
 
-func (g *group[T]) onBreakerChange(m *groupMember[T], from, to breakerState) {
+func (g *group[T]) onBreakerChange(m *member[T], from, to breakerState) {
 	m.publishState()
 	fields := []zap.Field{zap.String("member", m.id.String()), zap.String("from", from.String()), zap.String("to", to.String())}
 	switch to {
@@ -202,23 +138,9 @@ func (g *group[T]) onBreakerChange(m *groupMember[T], from, to breakerState) {
 	g.reportStatus()
 }
 
-func (g *group[T]) onAvailabilityChange(m *groupMember[T]) {
+func (g *group[T]) onAvailabilityChange(m *member[T]) {
 	m.publishState()
 	g.reportStatus()
-}
-
-// publishState sets the member state gauge from the member's current state.
-// State-change callbacks run outside the breaker's lock and may run out of
-// order; reading the state here, under the member's own lock, instead of
-// trusting the callback's `to`, makes the last write the current state.
-func (m *groupMember[T]) publishState() {
-	m.stateMu.Lock()
-	defer m.stateMu.Unlock()
-	s := stateUnavailable
-	if m.ready.Load() != nil {
-		s = m.breaker.current()
-	}
-	m.tel.state(s)
 }
 
 // reportStatus reflects a degraded group in component status (and so in the
@@ -240,8 +162,8 @@ func (g *group[T]) reportStatus() {
 	switch {
 	case primary.ready.Load() == nil:
 		desc = fmt.Sprintf("primary member %s is not started", primary.id)
-	case primary.breaker.current() != stateClosed:
-		desc = fmt.Sprintf("primary member %s circuit breaker is %s", primary.id, primary.breaker.current())
+	case primary.breaker.state() != stateClosed:
+		desc = fmt.Sprintf("primary member %s circuit breaker is %s", primary.id, primary.breaker.state())
 	}
 	if desc == g.lastStatus {
 		return

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,12 +148,18 @@ type harness struct {
 	logs    *observer.ObservedLogs
 	host    *statusHost
 	clock   *fakeClock
+	// realKafka keeps the real kafka exporter factory instead of the test
+	// double registered as kafka.
+	realKafka bool
 }
 
 type harnessOption func(*harness)
 
 // withClock gives every member breaker a fake clock.
 func withClock() harnessOption { return func(h *harness) { h.clock = newFakeClock() } }
+
+// withRealKafka builds kafka members from the real kafka exporter.
+func withRealKafka() harnessOption { return func(h *harness) { h.realKafka = true } }
 
 // withMembers shares a member registry (to set behaviour before Create).
 func withMembers(r *testMembers) harnessOption { return func(h *harness) { h.members = r } }
@@ -173,7 +180,11 @@ func newHarnessNoStart(t *testing.T, sig signalCase, doc string, opts ...harness
 	if h.members == nil {
 		h.members = &testMembers{}
 	}
-	h.factory = NewFactoryWithMembers(h.members.factory(testMemberType), h.members.factory(fakeKafkaType))
+	extra := []exporter.Factory{h.members.factory(testMemberType)}
+	if !h.realKafka {
+		extra = append(extra, h.members.factory(fakeKafkaType))
+	}
+	h.factory = NewFactoryWithMembers(extra...)
 	cfg, err := decodeConfig(t, h.factory, doc)
 	require.NoError(t, err)
 	h.cfg = cfg
@@ -302,8 +313,9 @@ type memberView struct {
 	breaker *breaker
 	ready   func() bool
 	// settled: the supervisor has finished (started, published, reported).
-	settled func() bool
-	isDLQ   bool
+	settled     func() bool
+	deadLetter  bool
+	ownDeadline func() bool
 }
 
 func viewsOf[T any](g *group[T]) []memberView {
@@ -317,7 +329,7 @@ func viewsOf[T any](g *group[T]) []memberView {
 				default:
 					return false
 				}
-			}, isDLQ: m.isDLQ})
+			}, deadLetter: m.cfg.deadLetter, ownDeadline: func() bool { return m.ownDeadline }})
 	}
 	return out
 }
@@ -406,8 +418,19 @@ func closedPort(t *testing.T) string {
 // silentListener accepts connections and never answers, like a hung server.
 func silentListener(t *testing.T) string {
 	t.Helper()
+	addr, silent := closingListener(t)
+	silent.Store(true)
+	return addr
+}
+
+// closingListener accepts connections and closes them at once (a server
+// that resets) until silent is set; then it keeps them open and never
+// answers (a hung server).
+func closingListener(t *testing.T) (addr string, silent *atomic.Bool) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	silent = &atomic.Bool{}
 	var (
 		mu    sync.Mutex
 		conns []net.Conn
@@ -420,6 +443,10 @@ func silentListener(t *testing.T) string {
 			c, err := l.Accept()
 			if err != nil {
 				return
+			}
+			if !silent.Load() {
+				_ = c.Close()
+				continue
 			}
 			mu.Lock()
 			conns = append(conns, c)
@@ -435,5 +462,5 @@ func silentListener(t *testing.T) string {
 			_ = c.Close()
 		}
 	})
-	return l.Addr().String()
+	return l.Addr().String(), silent
 }

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
 
 import (
@@ -13,24 +16,32 @@ import (
 	"github.com/otelfailover/otelcol-failover/internal/errclass"
 )
 
-// signal is what the failover loop needs to know about one telemetry type.
-// The loop itself (failover.go) is written once for all three.
+// signal is what the failover decision needs to know about one telemetry
+// type. The decision itself (failover.go, send.go) is written once for all
+// three.
 type signal[T any] struct {
 	// name is the signal's name in telemetry: traces, metrics or logs.
-	name  string
-	items func(T) int
-	clone func(T) T
+	name string
+	// itemName names its items in messages.
+	itemName string
+	items    func(T) int
+	clone    func(T) T
 	// failedPart extracts the subset a member reported as failed in a
 	// partial-success error.
 	failedPart func(error) (T, bool)
 	// withFailedPart wraps an error with the subset that is still failed.
 	withFailedPart func(error, T) error
 	create         createFunc[T]
+	// splitBySize, halve and merge cut a batch into parts (split.go).
+	splitBySize func(T, int) ([]T, T, int)
+	halve       func(T) (T, T)
+	merge       func([]T) T
 }
 
 var tracesSignal = signal[ptrace.Traces]{
-	name:  "traces",
-	items: ptrace.Traces.SpanCount,
+	name:     "traces",
+	itemName: "spans",
+	items:    ptrace.Traces.SpanCount,
 	clone: func(td ptrace.Traces) ptrace.Traces {
 		c := ptrace.NewTraces()
 		td.CopyTo(c)
@@ -38,18 +49,22 @@ var tracesSignal = signal[ptrace.Traces]{
 	},
 	failedPart:     errclass.FailedPart[consumererror.Traces, ptrace.Traces],
 	withFailedPart: consumererror.NewTraces,
-	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*instance[ptrace.Traces], error) {
+	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*memberExporter[ptrace.Traces], error) {
 		e, err := f.CreateTraces(ctx, set, cfg)
 		if err != nil {
 			return nil, err
 		}
-		return &instance[ptrace.Traces]{comp: e, consume: e.ConsumeTraces, mutates: e.Capabilities().MutatesData}, nil
+		return &memberExporter[ptrace.Traces]{comp: e, consume: e.ConsumeTraces, mutates: e.Capabilities().MutatesData}, nil
 	},
+	splitBySize: splitTracesBySize,
+	halve:       halveTraces,
+	merge:       mergeTraces,
 }
 
 var metricsSignal = signal[pmetric.Metrics]{
-	name:  "metrics",
-	items: pmetric.Metrics.DataPointCount,
+	name:     "metrics",
+	itemName: "metric data points",
+	items:    pmetric.Metrics.DataPointCount,
 	clone: func(md pmetric.Metrics) pmetric.Metrics {
 		c := pmetric.NewMetrics()
 		md.CopyTo(c)
@@ -57,18 +72,22 @@ var metricsSignal = signal[pmetric.Metrics]{
 	},
 	failedPart:     errclass.FailedPart[consumererror.Metrics, pmetric.Metrics],
 	withFailedPart: consumererror.NewMetrics,
-	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*instance[pmetric.Metrics], error) {
+	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*memberExporter[pmetric.Metrics], error) {
 		e, err := f.CreateMetrics(ctx, set, cfg)
 		if err != nil {
 			return nil, err
 		}
-		return &instance[pmetric.Metrics]{comp: e, consume: e.ConsumeMetrics, mutates: e.Capabilities().MutatesData}, nil
+		return &memberExporter[pmetric.Metrics]{comp: e, consume: e.ConsumeMetrics, mutates: e.Capabilities().MutatesData}, nil
 	},
+	splitBySize: splitMetricsBySize,
+	halve:       halveMetrics,
+	merge:       mergeMetrics,
 }
 
 var logsSignal = signal[plog.Logs]{
-	name:  "logs",
-	items: plog.Logs.LogRecordCount,
+	name:     "logs",
+	itemName: "log records",
+	items:    plog.Logs.LogRecordCount,
 	clone: func(ld plog.Logs) plog.Logs {
 		c := plog.NewLogs()
 		ld.CopyTo(c)
@@ -76,11 +95,14 @@ var logsSignal = signal[plog.Logs]{
 	},
 	failedPart:     errclass.FailedPart[consumererror.Logs, plog.Logs],
 	withFailedPart: consumererror.NewLogs,
-	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*instance[plog.Logs], error) {
+	create: func(ctx context.Context, f exporter.Factory, set exporter.Settings, cfg component.Config) (*memberExporter[plog.Logs], error) {
 		e, err := f.CreateLogs(ctx, set, cfg)
 		if err != nil {
 			return nil, err
 		}
-		return &instance[plog.Logs]{comp: e, consume: e.ConsumeLogs, mutates: e.Capabilities().MutatesData}, nil
+		return &memberExporter[plog.Logs]{comp: e, consume: e.ConsumeLogs, mutates: e.Capabilities().MutatesData}, nil
 	},
+	splitBySize: splitLogsBySize,
+	halve:       halveLogs,
+	merge:       mergeLogs,
 }

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
 
 import (
@@ -52,7 +55,7 @@ type memberTelemetry struct {
 // traces and logs instances of a group would overwrite each other's member
 // state, and two groups with a member of the same name would mix.
 func groupAttributes(group, signal string) []attribute.KeyValue {
-	return []attribute.KeyValue{attribute.String("group", group), attribute.String("signal", signal)}
+	return []attribute.KeyValue{attribute.String("group", group), attribute.String("otelcol.signal", signal)}
 }
 
 func withAttrs(base []attribute.KeyValue, kv ...attribute.KeyValue) metric.MeasurementOption {

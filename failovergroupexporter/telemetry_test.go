@@ -87,7 +87,7 @@ func TestTelemetryMetrics(t *testing.T) {
 
 		// The permanent probe left the primary half-open; the partial probe
 		// (a transient failed part) reopened it.
-		assert.Equal(t, stateOpen, h.breaker(0).current())
+		assert.Equal(t, stateOpen, h.breaker(0).state())
 		metadatatest.AssertEqualFailoverGroupMemberState(t, h.tel, []metricdata.DataPoint[int64]{
 			dp(int64(stateOpen), p), dp(int64(stateClosed), d),
 		}, ignore...)

@@ -57,8 +57,24 @@ func Replayed(md client.Metadata, topics []string, byStamp bool) bool {
 	return false
 }
 
-// Keys lists every key the group stamps, for include_metadata_keys.
+// Keys the dlq_routing connector adds when it hands replayed data that the
+// replay pipelines refused as bad to the poison pipelines: the DLQ stamp is
+// kept, and these say why the replay refused it.
+const (
+	// KeyPoisonReason is "<class>:<token>" for why the replay pipelines
+	// refused the data, e.g. "permanent:clickhouse_469".
+	KeyPoisonReason = "otelcol-failover-poison-reason"
+	// KeyPoisonTime is when dlq_routing poisoned it, in KeyTime's layout.
+	KeyPoisonTime = "otelcol-failover-poison-time"
+)
+
+// Keys lists every key the group stamps.
 var Keys = []string{KeyGroup, KeyFailedMember, KeyReason, KeyTime}
+
+// HeaderKeys lists every key of this contract, the group's stamp and the
+// poison stamp: what a kafka member's include_metadata_keys must list so
+// that they travel as record headers.
+var HeaderKeys = []string{KeyGroup, KeyFailedMember, KeyReason, KeyTime, KeyPoisonReason, KeyPoisonTime}
 
 // Stamp describes one failover.
 type Stamp struct {
@@ -72,6 +88,20 @@ type Stamp struct {
 // already been through a DLQ (it carries the group stamp).
 func IsDeadLettered(ctx context.Context) bool {
 	return len(client.FromContext(ctx).Metadata.Get(KeyGroup)) > 0
+}
+
+// WithPoisonStamp returns a context whose client metadata holds the existing
+// keys (the DLQ stamp among them) plus why the replay refused the data.
+func WithPoisonStamp(ctx context.Context, reason string, at time.Time) context.Context {
+	info := client.FromContext(ctx)
+	md := make(map[string][]string, 8)
+	for k := range info.Metadata.Keys() {
+		md[k] = info.Metadata.Get(k)
+	}
+	md[KeyPoisonReason] = []string{reason}
+	md[KeyPoisonTime] = []string{at.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)}
+	info.Metadata = client.NewMetadata(md)
+	return client.NewContext(ctx, info)
 }
 
 // WithStamp returns a context whose client metadata holds the existing keys

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	chproto "github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -55,6 +56,18 @@ type Verdict struct {
 	Reason string
 }
 
+// String is "<class>:<reason>", e.g. "transient:connection_refused": the
+// form DLQ stamps and the failover group's upstream errors use.
+func (v Verdict) String() string { return v.Class.String() + ":" + v.Reason }
+
+// Classified is an error that carries its own verdict: the failover group's
+// upstream error, which hides its members' errors (and their marks) but
+// knows how they were classified.
+type Classified interface {
+	error
+	Verdict() Verdict
+}
+
 // Classify returns the verdict for a non-nil export error. Specific knowledge
 // comes first (deadlines, network errors, ClickHouse exception codes, OTLP
 // status codes) and the generic consumererror permanent mark last, so that for
@@ -62,9 +75,12 @@ type Verdict struct {
 // the member being unusable rather than the data being bad. Anything unknown is
 // Transient: parking data we do not understand is safer than dropping it.
 func Classify(err error) Verdict {
+	var classified Classified
 	switch {
 	case err == nil:
 		return Verdict{Class: Transient, Reason: "none"}
+	case errors.As(err, &classified):
+		return classified.Verdict()
 	case errors.Is(err, context.DeadlineExceeded):
 		return Verdict{Class: Transient, Reason: "timeout"}
 	case errors.Is(err, context.Canceled):
@@ -73,6 +89,10 @@ func Classify(err error) Verdict {
 		return Verdict{Class: Transient, Reason: "connection_refused"}
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return Verdict{Class: Transient, Reason: "connection_reset"}
+	case errors.Is(err, kerr.MessageTooLarge):
+		// A record larger than the producer or broker allows: the data
+		// must be cut smaller, the destination is fine.
+		return Verdict{Class: Permanent, Reason: "too_large"}
 	case errors.Is(err, clickhouse.ErrAcquireConnTimeout):
 		// Every connection of the pool is busy (or none can be dialled)
 		// within dial_timeout: the server is slow or down.

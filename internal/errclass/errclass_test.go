@@ -12,6 +12,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	chproto "github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -111,6 +112,11 @@ func TestClassify(t *testing.T) {
 		{"connection refused marked permanent", consumererror.NewPermanent(refused), Transient, "connection_refused"},
 		{"joined errors, one bad data", errors.Join(errors.New("first"), chNative(53, "TYPE_MISMATCH", "x")), Permanent, "clickhouse_53"},
 
+		// Kafka: a record over producer::max_message_bytes, as the kafka
+		// exporter wraps franz-go's error (joined, marked permanent).
+		{"kafka message too large", errors.Join(consumererror.NewPermanent(fmt.Errorf("error exporting to topic %q: %w", "otlp_spans_dlq", fmt.Errorf("record size 2034 exceeds max 1000: %w", kerr.MessageTooLarge)))), Permanent, "too_large"},
+		{"kafka unknown topic is an outage", fmt.Errorf("error exporting to topic %q: %w", "x", kerr.UnknownTopicOrPartition), Transient, "error"},
+
 		// Unknown.
 		{"unknown", errors.New("something odd"), Transient, "error"},
 		{"nil", nil, Transient, "none"},
@@ -139,6 +145,7 @@ func TestClassifyBadDataCodesArePermanent(t *testing.T) {
 func TestClassString(t *testing.T) {
 	assert.Equal(t, "transient", Transient.String())
 	assert.Equal(t, "permanent", Permanent.String())
+	assert.Equal(t, "permanent:too_large", Verdict{Class: Permanent, Reason: "too_large"}.String())
 }
 
 // realConnRefused dials a port nothing listens on.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/otelfailover/otelcol-failover/internal/dlqmeta"
 	"github.com/otelfailover/otelcol-failover/testbed/loadgen"
 	"github.com/otelfailover/otelcol-failover/testbed/stack"
 )
@@ -23,7 +23,7 @@ import (
 // only) a record that decodes but that ClickHouse rejects permanently (a
 // CHECK constraint), then valid records. The kafka receiver skips the first
 // with a log line; dlq_routing sends the second to the poison pipeline
-// (file/poison); neither blocks the partition: the valid records behind them
+// (failover_group/poison: the poison topic); neither blocks the partition: the valid records behind them
 // are replayed into ClickHouse and every offset is committed.
 func TestPoisonInDLQDoesNotBlockItsPartition(t *testing.T) {
 	e := newEnv(t, envOptions{})
@@ -83,22 +83,25 @@ func TestPoisonInDLQDoesNotBlockItsPartition(t *testing.T) {
 		}
 	}
 
-	// The poison batch: in the poison file, not in ClickHouse.
+	// The poison batch: in the traces poison topic, with the DLQ stamp it
+	// came with and why the replay refused it; not in ClickHouse.
 	if !strings.Contains(log, "replay pipelines rejected replayed data permanently: sent it to the poison pipelines") {
 		t.Errorf("collector log has no line of dlq_routing sending the rejected batch to the poison pipelines")
 	}
-	poisonFile := e.col.PoisonFile
-	var content string
-	e.waitUntil("the poison batch in "+poisonFile, 20*time.Second, func(context.Context) (bool, error) {
-		b, err := os.ReadFile(poisonFile)
-		content = string(b)
-		return strings.Contains(content, `"stringValue":"`+poisonService+`"`), err
-	})
-	if strings.Contains(content, `"stringValue":"`+e.run+`"`) {
-		t.Errorf("valid data in the poison file %s", poisonFile)
+	poison := e.poisonRecords(t, stack.PoisonTopics[0], 1)
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(poison[0].Value)
+	if err != nil {
+		t.Fatalf("poison record is not OTLP traces: %v", err)
 	}
-	if n := strings.Count(content, `"spanId"`); n != 5 {
-		t.Errorf("poison file holds %d spans, want the 5 of the poison batch", n)
+	if n := td.SpanCount(); n != 5 {
+		t.Errorf("poison record holds %d spans, want the 5 of the poison batch", n)
+	}
+	headers := recordHeaders(poison[0])
+	if got := headers[dlqmeta.KeyPoisonReason]; got != "permanent:clickhouse_469" {
+		t.Errorf("poison record header %s = %q, want permanent:clickhouse_469 (the CHECK constraint)", dlqmeta.KeyPoisonReason, got)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, headers[dlqmeta.KeyPoisonTime]); err != nil {
+		t.Errorf("poison record header %s: %v", dlqmeta.KeyPoisonTime, err)
 	}
 	qctx, qcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer qcancel()
@@ -110,7 +113,33 @@ func TestPoisonInDLQDoesNotBlockItsPartition(t *testing.T) {
 	if poisoned != 5 {
 		t.Errorf("dlq_routing poisoned %v spans, want 5", poisoned)
 	}
-	t.Logf("poison: %v spans to file/poison (%d bytes in %s), 0 in ClickHouse", poisoned, len(content), poisonFile)
+	t.Logf("poison: %v spans in %s (headers %v), 0 in ClickHouse", poisoned, stack.PoisonTopics[0], headers)
+}
+
+// poisonRecords waits until topic holds want records and returns them.
+func (e *env) poisonRecords(t *testing.T, topic string, want int) []*kgo.Record {
+	t.Helper()
+	var recs []*kgo.Record
+	e.waitUntil(fmt.Sprintf("%d records in %s", want, topic), 30*time.Second, func(ctx context.Context) (bool, error) {
+		n, err := e.kafka.EndOffsets(ctx, topic)
+		if err != nil || n < int64(want) {
+			return false, err
+		}
+		recs, err = e.kafka.ReadAll(ctx, topic)
+		return err == nil, err
+	})
+	if len(recs) != want {
+		t.Fatalf("%s holds %d records, want %d", topic, len(recs), want)
+	}
+	return recs
+}
+
+func recordHeaders(r *kgo.Record) map[string]string {
+	h := map[string]string{}
+	for _, kv := range r.Headers {
+		h[kv.Key] = string(kv.Value)
+	}
+	return h
 }
 
 func dlqTopic(s loadgen.Signal) string {

@@ -44,6 +44,7 @@ func TestVariantConfigsFollowTheReference(t *testing.T) {
 		},
 		"miswired-replay.yaml": func(cfg map[string]any) {
 			delete(dig(cfg, "exporters"), "failover_group/replay")
+			dig(cfg, "exporters", "failover_group/ingest")["allow_in_replay_pipelines"] = true
 			for _, sig := range []string{"traces", "metrics", "logs"} {
 				dig(cfg, "service", "pipelines", sig+"/replay")["exporters"] = []any{"failover_group/ingest"}
 			}

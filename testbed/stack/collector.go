@@ -20,9 +20,7 @@ type Collector struct {
 	OTLPGRPC    string
 	Health      string
 	MetricsPort int
-	// PoisonFile is the file/poison exporter's path (POISON_FILE).
-	PoisonFile string
-	client     *http.Client
+	client      *http.Client
 }
 
 // NewCollector prepares (does not start) a collector running config, wired
@@ -41,7 +39,6 @@ func NewCollector(root, dir, config string, ch *ClickHouse, kafka *Kafka, extraE
 		OTLPGRPC:    fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		Health:      fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		MetricsPort: ports[3],
-		PoisonFile:  filepath.Join(dir, "poison.jsonl"),
 		client:      &http.Client{Timeout: 5 * time.Second},
 	}
 	chEndpoint, brokers := "http://127.0.0.1:1", "127.0.0.1:1"
@@ -58,7 +55,6 @@ func NewCollector(root, dir, config string, ch *ClickHouse, kafka *Kafka, extraE
 		"METRICS_PORT=" + strconv.Itoa(c.MetricsPort),
 		"CLICKHOUSE_ENDPOINT=" + chEndpoint,
 		"KAFKA_BROKERS=" + brokers,
-		"POISON_FILE=" + c.PoisonFile,
 	}
 	c.Process = &Process{
 		Name:    "otelcol-failover",

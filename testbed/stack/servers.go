@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,8 +15,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// DLQTopics are the topics of the reference configuration.
-var DLQTopics = []string{"otlp_spans_dlq", "otlp_metrics_dlq", "otlp_logs_dlq"}
+// DLQTopics and PoisonTopics are the topics of the reference configuration;
+// devkafka creates both (the reference configuration does not rely on topic
+// auto-creation).
+var (
+	DLQTopics    = []string{"otlp_spans_dlq", "otlp_metrics_dlq", "otlp_logs_dlq"}
+	PoisonTopics = []string{"otlp_spans_poison", "otlp_metrics_poison", "otlp_logs_poison"}
+)
 
 // ClickHouse is bin/devclickhouse on a fixed loopback port with its own data
 // directory, so it can be stopped and started again.
@@ -107,7 +113,7 @@ func NewKafka(root, dir string, partitions int) (*Kafka, error) {
 		Process: &Process{
 			Name: "devkafka",
 			Bin:  filepath.Join(root, "bin", "devkafka"),
-			Args: []string{"--listen", addr, "--topics", strings.Join(DLQTopics, ","),
+			Args: []string{"--listen", addr, "--topics", strings.Join(append(slices.Clone(DLQTopics), PoisonTopics...), ","),
 				"--partitions", strconv.Itoa(partitions), "--data", filepath.Join(dir, "kafka-data")},
 			ReadyPrefix: "devkafka ready on ",
 			LogPath:     filepath.Join(dir, "devkafka.log"),
@@ -196,6 +202,30 @@ func (k *Kafka) ProduceRecords(ctx context.Context, recs ...*kgo.Record) error {
 	}
 	defer cl.Close()
 	return cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// ReadAll reads every record of topic written so far (up to the end offsets
+// when it is called), in partition order.
+func (k *Kafka) ReadAll(ctx context.Context, topic string) ([]*kgo.Record, error) {
+	want, err := k.EndOffsets(ctx, topic)
+	if err != nil || want == 0 {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for int64(len(recs)) < want {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return recs, fmt.Errorf("%s: read %d of %d records: %w", topic, len(recs), want, err)
+		}
+		fetches.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+	}
+	return recs, nil
 }
 
 // GroupAssigned reports whether consumer group is stable with every

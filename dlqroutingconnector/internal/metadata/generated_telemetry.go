@@ -26,6 +26,7 @@ type TelemetryBuilder struct {
 	meter                    metric.Meter
 	mu                       sync.Mutex
 	registrations            []metric.Registration
+	DlqRoutingPoisonStalled  metric.Int64Gauge
 	DlqRoutingRoutedItems    metric.Int64Counter
 	DlqRoutingUnmatchedItems metric.Int64Counter
 }
@@ -59,6 +60,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.DlqRoutingPoisonStalled, err = builder.meter.Int64Gauge(
+		"otelcol_dlq_routing_poison_stalled",
+		metric.WithDescription("1 while replayed data that the replay pipelines refused as bad cannot be kept (the poison pipelines fail, or there are none): its record is not committed and its partition stops replaying; 0 otherwise. [Alpha]"),
+		metric.WithUnit("{stalled}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.DlqRoutingRoutedItems, err = builder.meter.Int64Counter(
 		"otelcol_dlq_routing_routed_items",
 		metric.WithDescription("Spans, metric data points or log records handed to a route's pipelines, by route and by how the pipelines answered. Replayed data that ends up poisoned counts once under `replay` (permanent_error) and once under `poison`. [Alpha]"),

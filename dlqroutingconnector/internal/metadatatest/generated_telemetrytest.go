@@ -21,6 +21,20 @@ func NewSettings(tt *componenttest.Telemetry) connector.Settings {
 	return set
 }
 
+func AssertEqualDlqRoutingPoisonStalled(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_dlq_routing_poison_stalled",
+		Description: "1 while replayed data that the replay pipelines refused as bad cannot be kept (the poison pipelines fail, or there are none): its record is not committed and its partition stops replaying; 0 otherwise. [Alpha]",
+		Unit:        "{stalled}",
+		Data: metricdata.Gauge[int64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_dlq_routing_poison_stalled")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualDlqRoutingRoutedItems(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_dlq_routing_routed_items",

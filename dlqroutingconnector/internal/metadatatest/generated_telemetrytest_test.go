@@ -19,8 +19,12 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
+	tb.DlqRoutingPoisonStalled.Record(context.Background(), 1)
 	tb.DlqRoutingRoutedItems.Add(context.Background(), 1)
 	tb.DlqRoutingUnmatchedItems.Add(context.Background(), 1)
+	AssertEqualDlqRoutingPoisonStalled(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualDlqRoutingRoutedItems(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
