@@ -61,6 +61,9 @@ type Config struct {
 
 	// factories is the member factory registry this config was decoded with.
 	factories memberFactories
+	// now is the clock of the group's breakers and logs (tests give a
+	// fake one through newFactory); nil means time.Now.
+	now func() time.Time
 }
 
 // BreakerConfig configures each member's circuit breaker.
@@ -95,7 +98,7 @@ var _ component.Config = (*Config)(nil)
 
 type plainConfig Config
 
-func createDefaultConfig(factories memberFactories) func() component.Config {
+func createDefaultConfig(factories memberFactories, now func() time.Time) func() component.Config {
 	return func() component.Config {
 		retry := configretry.NewDefaultBackOffConfig()
 		retry.Enabled = false
@@ -117,6 +120,7 @@ func createDefaultConfig(factories memberFactories) func() component.Config {
 			QueueConfig:   configoptional.Default(exporterhelper.NewDefaultQueueConfig()),
 			BackOffConfig: retry,
 			factories:     factories,
+			now:           now,
 		}
 	}
 }
@@ -135,11 +139,16 @@ func (c *Config) Unmarshal(conf *confmap.Conf) error {
 	if err := confmap.NewFromStringMap(rest).Unmarshal((*plainConfig)(c)); err != nil {
 		return err
 	}
-	if c.QueueConfig.HasValue() && !retrySet {
+	if c.QueueConfig.HasValue() {
 		// A queued batch waits until a member takes it: exporterhelper's
-		// retry with no time limit (max_elapsed_time 0 means never stop).
-		c.BackOffConfig.Enabled = true
-		c.BackOffConfig.MaxElapsedTime = 0
+		// retry with no time limit (max_elapsed_time 0 means never stop),
+		// unless the user set those keys (Validate then explains).
+		if !retrySet || !conf.IsSet("retry_on_failure::enabled") {
+			c.BackOffConfig.Enabled = true
+		}
+		if !retrySet || !conf.IsSet("retry_on_failure::max_elapsed_time") {
+			c.BackOffConfig.MaxElapsedTime = 0
+		}
 	}
 	if !hasMembers || rawMembers == nil {
 		c.Members = nil

@@ -1,7 +1,11 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
 
 import (
 	"context"
+	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/clickhouseexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
@@ -42,10 +46,16 @@ func NewFactory() exporter.Factory {
 // also be built from the given factories (for custom builds and tests). A
 // factory of a type already known replaces the default one.
 func NewFactoryWithMembers(extra ...exporter.Factory) exporter.Factory {
+	return newFactory(time.Now, extra...)
+}
+
+// newFactory is NewFactoryWithMembers with the clock of the groups'
+// breakers and logs (tests use a fake one).
+func newFactory(now func() time.Time, extra ...exporter.Factory) exporter.Factory {
 	factories := newMemberFactories(append(DefaultMemberFactories(), extra...))
 	return exporter.NewFactory(
 		metadata.Type,
-		createDefaultConfig(factories),
+		createDefaultConfig(factories, now),
 		exporter.WithTraces(createTraces, metadata.TracesStability),
 		exporter.WithMetrics(createMetrics, metadata.MetricsStability),
 		exporter.WithLogs(createLogs, metadata.LogsStability),

@@ -53,7 +53,7 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 	g := &group[T]{id: set.ID, idStr: set.ID.String(), cfg: cfg, sig: sig, tb: tb, logger: set.Logger}
 	g.attrs = groupAttributes(g.idStr, sig.name)
 	g.groupAdd = []metric.AddOption{withAttrs(g.attrs)}
-	g.exhaustion = newExhaustionLog(set.Logger, time.Now)
+	g.exhaustion = newExhaustionLog(set.Logger, g.now())
 	for i, mc := range cfg.Members {
 		m, err := g.newMember(ctx, set, i, mc)
 		if err != nil {
@@ -67,6 +67,14 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 		g.mutates = g.mutates || m.first.mutates
 	}
 	return g, nil
+}
+
+// now is the group's clock.
+func (g *group[T]) now() func() time.Time {
+	if g.cfg.now != nil {
+		return g.cfg.now
+	}
+	return time.Now
 }
 
 // Start starts every member in the background and returns at once: a member

@@ -155,7 +155,7 @@ type harness struct {
 
 type harnessOption func(*harness)
 
-// withClock gives every member breaker a fake clock.
+// withClock gives the group (its breakers and logs) a fake clock.
 func withClock() harnessOption { return func(h *harness) { h.clock = newFakeClock() } }
 
 // withRealKafka builds kafka members from the real kafka exporter.
@@ -184,7 +184,11 @@ func newHarnessNoStart(t *testing.T, sig signalCase, doc string, opts ...harness
 	if !h.realKafka {
 		extra = append(extra, h.members.factory(fakeKafkaType))
 	}
-	h.factory = NewFactoryWithMembers(extra...)
+	now := time.Now
+	if h.clock != nil {
+		now = h.clock.Now
+	}
+	h.factory = newFactory(now, extra...)
 	cfg, err := decodeConfig(t, h.factory, doc)
 	require.NoError(t, err)
 	h.cfg = cfg
@@ -200,11 +204,6 @@ func newHarnessNoStart(t *testing.T, sig signalCase, doc string, opts ...harness
 	exp, err := sig.create(context.Background(), h.factory, set, cfg)
 	require.NoError(t, err)
 	h.exp = exp
-	if h.clock != nil {
-		for _, m := range membersOf(exp) {
-			m.breaker.now = h.clock.Now
-		}
-	}
 	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
 	return h
 }
@@ -316,6 +315,7 @@ type memberView struct {
 	settled     func() bool
 	deadLetter  bool
 	ownDeadline func() bool
+	valueBudget func(context.Context) int
 }
 
 func viewsOf[T any](g *group[T]) []memberView {
@@ -329,7 +329,7 @@ func viewsOf[T any](g *group[T]) []memberView {
 				default:
 					return false
 				}
-			}, deadLetter: m.cfg.deadLetter, ownDeadline: func() bool { return m.ownDeadline }})
+			}, deadLetter: m.cfg.deadLetter, ownDeadline: func() bool { return m.ownDeadline }, valueBudget: m.valueBudget})
 	}
 	return out
 }

@@ -33,8 +33,8 @@ type member[T any] struct {
 	recordLimit    int
 	encodingFactor int
 	breaker        *breaker
-	tel         *memberTelemetry
-	logger      *zap.Logger
+	tel            *memberTelemetry
+	logger         *zap.Logger
 	// stamps caches the DLQ stamp given to data after this member missed.
 	stamps  stampCache
 	stateMu sync.Mutex // serialises publishState
@@ -102,16 +102,16 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index i
 		ownDeadline:    ownsDeadline(mc, g.cfg.AttemptTimeout),
 		recordLimit:    mc.facts.recordLimit,
 		encodingFactor: encodingFactor(mc.facts.encodings[g.sig.name]),
-		tel:         newMemberTelemetry(g.tb, g.attrs, mc.id.String()),
-		logger:      logger,
-		settings:    memberSet,
-		create:      g.sig.create,
-		startCfg:    g.cfg.MemberStart,
-		firstWait:   g.cfg.AttemptTimeout,
-		firstStart:  make(chan struct{}),
-		done:        make(chan struct{}),
+		tel:            newMemberTelemetry(g.tb, g.attrs, mc.id.String()),
+		logger:         logger,
+		settings:       memberSet,
+		create:         g.sig.create,
+		startCfg:       g.cfg.MemberStart,
+		firstWait:      g.cfg.AttemptTimeout,
+		firstStart:     make(chan struct{}),
+		done:           make(chan struct{}),
 	}
-	m.breaker = newBreaker(g.cfg.CircuitBreaker, nil, func(from, to breakerState) { g.onBreakerChange(m, from, to) })
+	m.breaker = newBreaker(g.cfg.CircuitBreaker, g.now(), func(from, to breakerState) { g.onBreakerChange(m, from, to) })
 	m.onAvailability = func() { g.onAvailabilityChange(m) }
 	first, err := m.newExporter(ctx)
 	if err != nil {

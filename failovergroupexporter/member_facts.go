@@ -37,8 +37,8 @@ type memberFacts struct {
 	// Kafka members: the topic and encoding of each signal (traces,
 	// metrics, logs), the record size limit and the bytes every record
 	// carries besides its value (static record_headers).
-	topics      map[string]string
-	encodings   map[string]string
+	topics       map[string]string
+	encodings    map[string]string
 	recordLimit  int
 	headerBytes  int
 	metadataKeys []string

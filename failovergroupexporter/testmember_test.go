@@ -44,6 +44,11 @@ type testMemberConfig struct {
 	Traces  topicConfig `mapstructure:"traces"`
 	Metrics topicConfig `mapstructure:"metrics"`
 	Logs    topicConfig `mapstructure:"logs"`
+	// Producer, in the kafka exporter's shape, so that the double
+	// registered as kafka has a record size limit.
+	Producer struct {
+		MaxMessageBytes int `mapstructure:"max_message_bytes"`
+	} `mapstructure:"producer"`
 }
 
 type topicConfig struct {

@@ -541,13 +541,14 @@ func groupProblems(p pipeline, id string, cfg map[string]any, fs []feed) []probl
 		if !ok {
 			continue
 		}
+		memberCfg, ok := asMap(body)
+		if !ok {
+			continue
+		}
 		w := writer{component: id, member: i, memberID: memberID}
-		var memberCfg map[string]any
 		isKafka := componentType(memberID) == typeKafka
 		if isKafka {
-			if memberCfg, ok = asMap(body); ok {
-				out = append(out, kafkaWrites(p, w, memberCfg, fs)...)
-			}
+			out = append(out, kafkaWrites(p, w, memberCfg, fs)...)
 		}
 		if !checkDeadLetters {
 			continue
@@ -575,7 +576,7 @@ func groupProblems(p pipeline, id string, cfg map[string]any, fs []feed) []probl
 // memberNote says what a dead-letter member writes, and why it is one.
 func memberNote(memberID string, cfg map[string]any, signal string, explicit bool) string {
 	var parts []string
-	if cfg != nil {
+	if componentType(memberID) == typeKafka {
 		if topic, _, ok := exporterTopic(cfg, signal); ok {
 			parts = append(parts, fmt.Sprintf("writing topic %q", topic))
 		}
