@@ -181,7 +181,7 @@ func (c *Config) Validate() error {
 	for i, m := range c.Members {
 		key := fmt.Sprintf("members[%d] %s", i, m.id)
 		if prev, dup := seen[m.id]; dup {
-			errs = append(errs, atKey(key, fmt.Errorf("%w, already used by members[%d]", errDuplicateMember, prev)))
+			errs = append(errs, atKey(key, fmt.Errorf("%w, already used by members[%d]; give each member its own name (`%s/<name>`)", errDuplicateMember, prev, m.id.Type())))
 			continue
 		}
 		seen[m.id] = i
@@ -211,11 +211,11 @@ func (c *Config) checkMemberTimeout(key string, m MemberConfig) error {
 		return nil
 	}
 	if f.timeout == c.AttemptTimeout {
-		return atKey("attempt_timeout", fmt.Errorf("%v %w %s (%v, its `timeout`, which the group sets to attempt_timeout); "+
+		return atKey("attempt_timeout", fmt.Errorf("%v for %s: %w (%v, the kafka producer's request timeout floor; the group sets the member's `timeout` to attempt_timeout); "+
 			"raise attempt_timeout to at least %v, or give the member its own `timeout` of at least %v",
-			c.AttemptTimeout, errTimeoutBelowFloor, key, f.minTimeout, f.minTimeout, f.minTimeout))
+			c.AttemptTimeout, key, errTimeoutBelowFloor, f.minTimeout, f.minTimeout, f.minTimeout))
 	}
-	return atKey(key+"::timeout", fmt.Errorf("%v %w (%v); set it to at least %v", f.timeout, errTimeoutBelowFloor, f.minTimeout, f.minTimeout))
+	return atKey(key+"::timeout", fmt.Errorf("%v: %w (%v, the kafka producer's request timeout floor); set it to at least %v", f.timeout, errTimeoutBelowFloor, f.minTimeout, f.minTimeout))
 }
 
 // checkQueueRetry: with a group queue, a batch must wait until a member

@@ -15,7 +15,7 @@ var (
 	errInvalidMemberID    = errors.New("invalid member id")
 	errUnknownMemberType  = errors.New("unknown member type")
 	errNestedGroup        = errors.New("a member cannot itself be a failover_group; list its members in this group instead")
-	errDuplicateMember    = errors.New("duplicate member id; give each member its own name (`type/<name>`)")
+	errDuplicateMember    = errors.New("duplicate member id")
 	errAsyncMemberQueue   = errors.New("a member's asynchronous queue hides its failures from the group, which then never fails over; " +
 		"remove the member's sending_queue (the group turns it off by default), set `sending_queue: {wait_for_result: true}`, " +
 		"or put the queue on the group itself (failover_group `sending_queue`, with `storage` to survive restarts)")
@@ -24,7 +24,7 @@ var (
 	errBelowOne          = errors.New("must be at least 1")
 	errShorterThan       = errors.New("must not be shorter than")
 	errOnPermanentError  = errors.New(`must be "next_member" or "return"`)
-	errTimeoutBelowFloor = errors.New("is shorter than the member can start with")
+	errTimeoutBelowFloor = errors.New("shorter than the member can start with")
 	errQueueWithoutRetry = errors.New("a group sending_queue needs retry_on_failure: without it a batch is dropped the first time every member fails; " +
 		"remove `retry_on_failure: {enabled: false}` (with a queue the group retries until a member takes the data)")
 	errQueueRetryBounded = errors.New("with a group sending_queue, a non-zero max_elapsed_time drops queued data once every member has been down that long; " +
