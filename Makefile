@@ -9,6 +9,7 @@ BIN_DIR      := $(ROOT)/bin
 TOOLS_BIN    := $(ROOT)/.tools
 OCB          := $(TOOLS_BIN)/builder
 MDATAGEN     := $(TOOLS_BIN)/mdatagen
+GOLANGCI_LINT := $(TOOLS_BIN)/golangci-lint
 COMPONENTS   := failovergroupexporter dlqroutingconnector
 DIST_DIR     := $(ROOT)/distribution/build
 COLLECTOR    := $(BIN_DIR)/otelcol-failover
@@ -105,11 +106,18 @@ check-generate: $(MDATAGEN)
 	  (cd $$c && tar xf $$keep/before.tar); rm -rf $$keep; \
 	done; [ $$status = 0 ] && echo "generated code is up to date"; exit $$status
 
-lint:
+## golangci-lint is pinned in its own module, tools/lint/go.mod, so that its
+## large dependency graph does not move the pins of tools/go.mod.
+$(GOLANGCI_LINT): tools/lint/go.mod tools/lint/go.sum
+	cd tools/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+## gofmt, go vet, then golangci-lint (.golangci.yml) on the root module.
+lint: $(GOLANGCI_LINT)
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './distribution/build/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$(MAKE) -C devservers vet
+	$(GOLANGCI_LINT) run ./...
 
 devservers:
 	$(MAKE) -C devservers all BIN_DIR=$(BIN_DIR)

@@ -88,7 +88,7 @@ type feed struct {
 	brokers  brokerSet
 }
 
-func (f feed) key() string { return f.receiver + "\x00" + f.signal }
+func (f *feed) key() string { return f.receiver + "\x00" + f.signal }
 
 // topicMatcher is what one kafka receiver consumes for one signal, with the
 // v0.155.0 semantics: if any topic starts with "^", every entry is a regular
@@ -153,7 +153,7 @@ func sameCluster(a, b brokerSet) bool {
 	return false
 }
 
-// problem is one refused wiring; rank orders problems of one component.
+// problem is one refused wiring, with the keys that order the report.
 type problem struct {
 	pipeline  string
 	component string
@@ -256,12 +256,12 @@ func readPipelines(raw map[string]any) []pipeline {
 
 // propagate returns, per pipeline id, the kafka receivers feeding it,
 // directly or through connectors, sorted by receiver then signal.
-func propagate(pipelines []pipeline, receivers, connectors map[string]any) map[string][]feed {
-	byPipeline := map[string]map[string]feed{}
-	add := func(pid string, f feed) bool {
+func propagate(pipelines []pipeline, receivers, connectors map[string]any) map[string][]*feed {
+	byPipeline := map[string]map[string]*feed{}
+	add := func(pid string, f *feed) bool {
 		set := byPipeline[pid]
 		if set == nil {
-			set = map[string]feed{}
+			set = map[string]*feed{}
 			byPipeline[pid] = set
 		}
 		if _, seen := set[f.key()]; seen {
@@ -304,7 +304,7 @@ func propagate(pipelines []pipeline, receivers, connectors map[string]any) map[s
 			if !ok {
 				continue
 			}
-			if add(p.id, feed{receiver: r, signal: p.signal, topics: topics, brokers: brokers(m)}) {
+			if add(p.id, &feed{receiver: r, signal: p.signal, topics: topics, brokers: brokers(m)}) {
 				queue = append(queue, p.id)
 			}
 		}
@@ -329,13 +329,13 @@ func propagate(pipelines []pipeline, receivers, connectors map[string]any) map[s
 		}
 	}
 
-	out := make(map[string][]feed, len(byPipeline))
+	out := make(map[string][]*feed, len(byPipeline))
 	for pid, set := range byPipeline {
-		fs := make([]feed, 0, len(set))
+		fs := make([]*feed, 0, len(set))
 		for _, f := range set {
 			fs = append(fs, f)
 		}
-		slices.SortFunc(fs, func(a, b feed) int {
+		slices.SortFunc(fs, func(a, b *feed) int {
 			return cmp.Or(cmp.Compare(a.receiver, b.receiver), cmp.Compare(a.signal, b.signal))
 		})
 		out[pid] = fs
@@ -471,7 +471,7 @@ func (w writer) fix() string {
 
 // kafkaWrites applies rule 1 to one kafka exporter (or kafka member) config
 // in pipeline p fed by fs.
-func kafkaWrites(p pipeline, w writer, cfg map[string]any, fs []feed) []problem {
+func kafkaWrites(p pipeline, w writer, cfg map[string]any, fs []*feed) []problem {
 	var out []problem
 	own := brokers(cfg)
 	if topic, defaulted, ok := exporterTopic(cfg, p.signal); ok {
@@ -512,7 +512,7 @@ func exporterNote(defaulted bool, signal string) string {
 	return fmt.Sprintf(" (the default: %s::%s is unset)", signal, keyTopic)
 }
 
-func receiverNote(f feed, entry string) string {
+func receiverNote(f *feed, entry string) string {
 	switch {
 	case f.topics.defaulted:
 		return fmt.Sprintf(" (by default: %s::%s is unset)", f.signal, keyTopics)
@@ -524,16 +524,18 @@ func receiverNote(f feed, entry string) string {
 }
 
 // groupProblems applies rules 1 and 2 to one failover_group in pipeline p.
-func groupProblems(p pipeline, id string, cfg map[string]any, fs []feed) []problem {
+func groupProblems(p pipeline, id string, cfg map[string]any, fs []*feed) []problem {
 	members, ok := cfg[keyMembers].([]any)
 	if !ok {
 		return nil
 	}
-	checkDeadLetters := true
+	// allow: the group opts in to replay pipelines and relies on the runtime
+	// loop guard for its dead-letter members. Not a bool (allowKnown false):
+	// the group's own decoding reports it; rule 2 is skipped and rule 1
+	// applies to every kafka member.
+	allow, allowKnown := false, true
 	if v, set := cfg[keyAllow]; set && v != nil {
-		allow, isBool := v.(bool)
-		// Not a bool: the group's own config decoding reports it.
-		checkDeadLetters = isBool && !allow
+		allow, allowKnown = v.(bool)
 	}
 	var out []problem
 	for i, elem := range members {
@@ -545,23 +547,24 @@ func groupProblems(p pipeline, id string, cfg map[string]any, fs []feed) []probl
 		if !ok {
 			continue
 		}
-		w := writer{component: id, member: i, memberID: memberID}
 		isKafka := componentType(memberID) == typeKafka
-		if isKafka {
-			out = append(out, kafkaWrites(p, w, memberCfg, fs)...)
-		}
-		if !checkDeadLetters {
-			continue
-		}
 		deadLetter, explicit := isKafka, false
 		if v, set := options[keyDeadLetter]; set {
 			b, isBool := v.(bool)
 			if !isBool {
-				continue
+				continue // the group's decoding reports it
 			}
 			deadLetter, explicit = b, true
 		}
-		if !deadLetter {
+		// Rule 1. A dead-letter member of a group that opted in never
+		// receives replayed data (the runtime loop guard recognises it by
+		// its kafka.topic or its DLQ stamp): it is left to that guard.
+		if isKafka && !(deadLetter && allow) {
+			w := writer{component: id, member: i, memberID: memberID}
+			out = append(out, kafkaWrites(p, w, memberCfg, fs)...)
+		}
+		// Rule 2.
+		if !deadLetter || allow || !allowKnown {
 			continue
 		}
 		out = append(out, problem{
@@ -591,7 +594,7 @@ func memberNote(memberID string, cfg map[string]any, signal string, explicit boo
 }
 
 // feedList names the kafka receivers feeding a pipeline and their topics.
-func feedList(fs []feed) string {
+func feedList(fs []*feed) string {
 	parts := make([]string, len(fs))
 	for i, f := range fs {
 		parts[i] = fmt.Sprintf("kafka receiver %q (%s topics %s)", f.receiver, f.signal, f.topics.describe())

@@ -41,9 +41,9 @@ func convertConf(t *testing.T, conf *confmap.Conf) error {
 	t.Helper()
 	before := conf.ToStringMap()
 	c := NewFactory().Create(confmap.ConverterSettings{})
-	err := c.Convert(context.Background(), conf)
+	err := c.Convert(t.Context(), conf)
 	assert.Equal(t, before, conf.ToStringMap(), "the converter must not change the config")
-	again := c.Convert(context.Background(), conf)
+	again := c.Convert(t.Context(), conf)
 	assert.Equal(t, errString(err), errString(again), "the answer must be stable")
 	return err
 }
@@ -89,6 +89,8 @@ func TestAccepted(t *testing.T) {
 		"accepted_allowed_other_topic.yaml",
 		"accepted_kafka_buffer.yaml",
 		"accepted_other_cluster.yaml",
+		"accepted_ingest_allowed.yaml",
+		"accepted_one_pipeline_allowed.yaml",
 	} {
 		t.Run(name, func(t *testing.T) {
 			assert.NoError(t, convertFile(t, filepath.Join("testdata", name)))
@@ -123,10 +125,10 @@ func TestRefused(t *testing.T) {
 			},
 		},
 		{
-			file: "refused_ingest_allowed.yaml",
+			file: "refused_allowed_not_dead_letter.yaml",
 			want: [][]string{{
-				`pipeline "traces/replay": `,
-				`exporter "failover_group/ingest" member "kafka/dlq" writes to topic "otlp_spans_dlq"`,
+				`pipeline "traces": `,
+				`exporter "failover_group/ingest" member "kafka/requeue" writes to topic "otlp_spans_dlq"`,
 				`receiver "kafka/dlq_traces" feeding this pipeline consumes`,
 			}},
 		},
@@ -320,9 +322,16 @@ service:
         dead_letter: false`,
 		},
 		{
-			name: "kafka member writing the default topic consumed by a default receiver",
+			name: "allowed dead-letter member writing the consumed topic",
 			group: `    members:
-      - kafka:
+      - kafka: {traces: {topic: dlq}}
+    allow_in_replay_pipelines: true`,
+		},
+		{
+			name: "allowed explicit dead-letter member writing the consumed topic",
+			group: `    members:
+      - kafka: {traces: {topic: dlq}}
+        dead_letter: true
     allow_in_replay_pipelines: true`,
 		},
 		{
@@ -337,12 +346,20 @@ service:
 			},
 		},
 		{
-			name: "allow waives rule 2 only",
+			name: "allow waives rule 2, not rule 1 for a member that is not a dead letter",
 			group: `    allow_in_replay_pipelines: true
     members:
       - kafka/a: {traces: {topic: dlq}}
-      - kafka/b: {traces: {topic: other}}`,
+        dead_letter: false
+      - kafka/b: {traces: {topic: dlq}}`,
 			want: [][]string{{`member "kafka/a" writes to topic "dlq"`}},
+		},
+		{
+			name: "allow not a bool: rule 1 for every kafka member",
+			group: `    allow_in_replay_pipelines: "yes"
+    members:
+      - kafka/b: {traces: {topic: dlq}}`,
+			want: [][]string{{`member "kafka/b" writes to topic "dlq"`}},
 		},
 		{
 			name: "allow false is the default",
@@ -460,8 +477,8 @@ service:
 
 func TestNothingToCheck(t *testing.T) {
 	c := NewFactory().Create(confmap.ConverterSettings{})
-	assert.NoError(t, c.Convert(context.Background(), nil))
-	assert.NoError(t, c.Convert(context.Background(), confmap.New()))
+	assert.NoError(t, c.Convert(t.Context(), nil))
+	assert.NoError(t, c.Convert(t.Context(), confmap.New()))
 	for _, doc := range []string{
 		`receivers: {kafka: {}}`,
 		`service: {}`,
@@ -508,7 +525,7 @@ service:
 		DefaultScheme:      "env",
 	})
 	require.NoError(t, err)
-	_, err = resolver.Resolve(context.Background())
+	_, err = resolver.Resolve(t.Context())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "cannot convert the confmap.Conf: ")
 	assert.Contains(t, err.Error(), `pipeline "traces": exporter "kafka/oops" writes to topic "otlp_spans_dlq", which receiver "kafka/dlq" feeding this pipeline consumes`)
@@ -563,17 +580,17 @@ func FuzzConvert(f *testing.F) {
 func checkFuzzed(t *testing.T, conf *confmap.Conf) {
 	before := conf.ToStringMap()
 	c := NewFactory().Create(confmap.ConverterSettings{})
-	err := c.Convert(context.Background(), conf)
+	err := c.Convert(t.Context(), conf)
 	if !reflect.DeepEqual(before, conf.ToStringMap()) {
 		t.Fatal("the converter changed the config")
 	}
-	if again := c.Convert(context.Background(), conf); errString(again) != errString(err) {
+	if again := c.Convert(t.Context(), conf); errString(again) != errString(err) {
 		t.Fatalf("unstable answer:\n%v\n---\n%v", err, again)
 	}
 	if err == nil {
 		return
 	}
-	for _, line := range strings.Split(err.Error(), "\n") {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
 		if !strings.HasPrefix(line, `pipeline "`) {
 			t.Fatalf("line does not name a pipeline: %q", line)
 		}

@@ -89,10 +89,14 @@ func (e *env) acceptedButMissing(r *loadgen.Result, timeout time.Duration) int64
 	return missing
 }
 
-// ClickHouse and Kafka both down, with a persistent queue on the ingest
-// group: the client's batches are accepted into the queue on disk, survive a
-// collector restart while both are still down, and land once both are back.
+// ClickHouse and Kafka both down for two minutes, with a persistent queue
+// on the ingest group: the client's batches are accepted into the queue on
+// disk, survive the collector being killed (SIGKILL) and restarted in the
+// middle of the outage, are retried all along (never dropped: retry has no
+// time limit with a queue), and land once both are back: 0 lost.
 func TestBothDownPersistentQueueSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	const outage = 2 * time.Minute
 	queueDir := filepath.Join(t.TempDir(), "queue")
 	e := newEnv(t, envOptions{
 		config:       "testbed/e2e/testdata/persistent-queue.yaml",
@@ -102,6 +106,7 @@ func TestBothDownPersistentQueueSurvivesRestart(t *testing.T) {
 	const batches, size = 10, 50
 	e.warmUp()
 	e.stopBoth()
+	down := time.Now()
 
 	r := e.loadOpts(ctx, loadgen.Options{Batches: batches, BatchSize: size, RetryFor: 0})
 	requireAccepted(t, r, batches)
@@ -112,16 +117,23 @@ func TestBothDownPersistentQueueSurvivesRestart(t *testing.T) {
 		t.Logf("queued %s: %v requests in failover_group/ingest's queue; %s", what,
 			e.metric("otelcol_exporter_queue_size", "exporter=failover_group/ingest"), dirSize(t, queueDir))
 	}
-	queued("before the restart")
+	queued("before the crash")
 
-	e.restartCollector() // both still down
-	queued("after the restart")
+	// Mid-outage: a crash, and a restart while both are still down.
+	stack.Sleep(ctx, time.Until(down.Add(outage/2)))
+	e.col.Kill()
+	e.startCollector()
+	queued("after the crash")
+	stack.Sleep(ctx, time.Until(down.Add(outage)))
+	if n := strings.Count(e.collectorLog(), "Dropping data"); n > 0 {
+		t.Errorf("the collector dropped queued data %d times during the outage", n)
+	}
 
 	e.startKafka()
 	e.startClickHouse()
 	back := time.Now()
 	e.requireAllOf(e.run, batches*size, 90*time.Second)
-	t.Logf("everything in ClickHouse %v after both came back", time.Since(back).Round(time.Millisecond))
+	t.Logf("everything in ClickHouse %v after both came back from a %v outage", time.Since(back).Round(time.Millisecond), outage)
 	e.waitUntil("the ingest group's queue to empty", 30*time.Second, func(context.Context) (bool, error) {
 		return e.metric("otelcol_exporter_queue_size", "exporter=failover_group/ingest") == 0, nil
 	})

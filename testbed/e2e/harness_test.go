@@ -38,6 +38,8 @@ type envOptions struct {
 	clickHouseDown bool
 	// collectorEnv is added to the collector's environment.
 	collectorEnv []string
+	// collectorArgs are added to the collector's command line (--set=...).
+	collectorArgs []string
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -70,6 +72,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if e.col, err = stack.NewCollector(root, e.dir, filepath.Join(root, opts.config), e.ch, e.kafka, opts.collectorEnv...); err != nil {
 		t.Fatal(err)
 	}
+	e.col.Args = append(e.col.Args, opts.collectorArgs...)
 	e.startCollector()
 	return e
 }

@@ -68,25 +68,34 @@ func (e *env) countsOf(ctx context.Context, s loadgen.Signal, run string) (int64
 // It returns the duplicate rows per signal.
 func (e *env) requireAllOf(run string, want int64, timeout time.Duration) map[loadgen.Signal]int64 {
 	e.t.Helper()
-	dups, err := e.allOf(run, want, timeout)
+	return e.requireAllOfSignals(run, want, timeout, loadgen.AllSignals...)
+}
+
+// requireAllOfSignals is requireAllOf for some signals only.
+func (e *env) requireAllOfSignals(run string, want int64, timeout time.Duration, signals ...loadgen.Signal) map[loadgen.Signal]int64 {
+	e.t.Helper()
+	dups, err := e.allOf(run, want, timeout, signals...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	for _, s := range loadgen.AllSignals {
+	for _, s := range signals {
 		e.t.Logf("%s of %s: all %d ids in ClickHouse, %d duplicate rows", s, run, want, dups[s])
 	}
 	return dups
 }
 
-// allOf waits until every one of want ids of every signal of run is in
-// ClickHouse and returns the duplicate rows per signal, or an error saying
-// how many ids are missing.
-func (e *env) allOf(run string, want int64, timeout time.Duration) (map[loadgen.Signal]int64, error) {
+// allOf waits until every one of want ids of each signal (all of them when
+// none is given) of run is in ClickHouse and returns the duplicate rows per
+// signal, or an error saying how many ids are missing.
+func (e *env) allOf(run string, want int64, timeout time.Duration, signals ...loadgen.Signal) (map[loadgen.Signal]int64, error) {
 	e.t.Helper()
+	if len(signals) == 0 {
+		signals = loadgen.AllSignals
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	dups := map[loadgen.Signal]int64{}
-	for _, s := range loadgen.AllSignals {
+	for _, s := range signals {
 		var rows, distinct int64
 		err := stack.WaitFor(ctx, 500*time.Millisecond, func() (bool, error) {
 			var err error

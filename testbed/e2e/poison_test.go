@@ -56,7 +56,7 @@ func TestPoisonInDLQDoesNotBlockItsPartition(t *testing.T) {
 			add(topic, mustMarshal(t, s, poison))
 		}
 		for b := 0; b < goodBatches; b++ {
-			add(topic, mustMarshal(t, s, goodBatch(s, e.run, perBatch, uint64(b*perBatch))))
+			add(topic, mustMarshal(t, s, batchOf(s, e.run, perBatch, 0, uint64(b*perBatch))))
 		}
 	}
 	if err := e.kafka.ProduceRecords(ctx, recs...); err != nil {
@@ -153,24 +153,6 @@ func dlqTopic(s loadgen.Signal) string {
 	}
 }
 
-// goodBatch is a loadgen batch of signal s with the ids first, first+1, ...
-func goodBatch(s loadgen.Signal, run string, size int, first uint64) any {
-	switch s {
-	case loadgen.Traces:
-		td := loadgen.NewTraces(run, size)
-		loadgen.SetTraceIDs(td, first)
-		return td
-	case loadgen.Metrics:
-		md := loadgen.NewGauge(run, size)
-		loadgen.SetGaugeIDs(md, first)
-		return md
-	default:
-		ld := loadgen.NewLogs(run, size)
-		loadgen.SetLogIDs(ld, first)
-		return ld
-	}
-}
-
 // mustMarshal encodes data as the kafka receiver expects by default
 // (otlp_proto: the OTLP protobuf of the signal's data).
 func mustMarshal(t *testing.T, s loadgen.Signal, data any) []byte {
@@ -207,4 +189,83 @@ func logSummary(line string) string {
 	}
 	return fmt.Sprintf("%s %q component=%v error=%q offset=%v",
 		parts[1], parts[3], fields["otelcol.component.id"], fields["error"], fields["offset"])
+}
+
+// When the poison destination fails, replayed data that ClickHouse refuses
+// as bad is not lost: its record stays uncommitted, its partition stops
+// replaying, and the stall is loud (the dlq_routing_poison_stalled gauge,
+// one ERROR line, not one per retry). When the poison topic exists again,
+// the record is poisoned and committed, and the stall's end is logged.
+func TestPoisonStallIsLoudAndLosesNothing(t *testing.T) {
+	e := newEnv(t, envOptions{config: "testbed/e2e/testdata/poison-topic-missing.yaml"})
+	e.warmUp()
+	e.waitReplayConsumers()
+	e.addPoisonConstraints(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// On one partition of the traces DLQ: a batch with one bad span, then
+	// a good batch behind it.
+	const partition, perBatch = 2, 10
+	bad := batchOf(loadgen.Traces, e.run, perBatch, 0, 0)
+	markPoison(bad, 3)
+	good := batchOf(loadgen.Traces, e.run, perBatch, 0, perBatch)
+	topic := stack.DLQTopics[0]
+	if err := e.kafka.ProduceRecords(ctx,
+		&kgo.Record{Topic: topic, Partition: partition, Value: mustMarshal(t, loadgen.Traces, bad)},
+		&kgo.Record{Topic: topic, Partition: partition, Value: mustMarshal(t, loadgen.Traces, good)},
+	); err != nil {
+		t.Fatal(err)
+	}
+	stalled := func() float64 { return e.metric("otelcol_dlq_routing_poison_stalled", "otelcol_signal=traces") }
+	e.waitUntil("dlq_routing to report the poison stall", 60*time.Second, func(context.Context) (bool, error) {
+		return stalled() == 1, nil
+	})
+	// The replay keeps retrying the record; nothing behind it is committed.
+	retries := func() int { return strings.Count(e.collectorLog(), "Backing off due to error from the next consumer") }
+	before := retries()
+	e.waitUntil("three more retries of the stalled record", 60*time.Second, func(context.Context) (bool, error) {
+		return retries() >= before+3, nil
+	})
+	if c := e.committedOn(t, topic, partition); c != 0 {
+		t.Fatalf("partition %d of %s committed up to %d while its poison could not be kept", partition, topic, c)
+	}
+	if n := strings.Count(e.collectorLog(), "cannot be kept"); n != 1 {
+		t.Errorf("the stall was logged %d times, want once", n)
+	}
+	// 9 good spans of the bad batch are in ClickHouse already (isolation),
+	// but not the batch behind it.
+	if _, distinct, err := e.countsOf(ctx, loadgen.Traces, e.run); err != nil || distinct != perBatch-1 {
+		t.Errorf("traces of the run in ClickHouse: %d (%v), want the %d good spans of the first batch only", distinct, err, perBatch-1)
+	}
+
+	// The poison topic appears: the record is poisoned and committed, the
+	// batch behind it replayed.
+	if err := e.kafka.CreateTopics(ctx, "missing_spans_poison"); err != nil {
+		t.Fatal(err)
+	}
+	e.requireAllOfSignals(e.run, 2*perBatch-1, 90*time.Second, loadgen.Traces)
+	e.waitUntil("the stall to end", 60*time.Second, func(context.Context) (bool, error) {
+		return stalled() == 0 && e.committedOn(t, topic, partition) == 2, nil
+	})
+	recs := e.poisonRecords(t, "missing_spans_poison", 1)
+	if n, b := countItems(t, loadgen.Traces, recs[0].Value); n != 1 || b != 1 {
+		t.Errorf("poison record holds %d spans (%d bad), want the one bad span", n, b)
+	}
+	if !strings.Contains(e.collectorLog(), "the stalled partitions replay again") {
+		t.Errorf("the end of the stall was not logged")
+	}
+}
+
+// committedOn is the replay consumer group's committed offset of one
+// partition of a DLQ topic (0 when nothing is committed).
+func (e *env) committedOn(t *testing.T, topic string, partition int32) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := e.kafka.CommittedPartition(ctx, replayGroups[topic], topic, partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

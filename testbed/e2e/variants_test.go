@@ -42,6 +42,14 @@ func TestVariantConfigsFollowTheReference(t *testing.T) {
 				dig(cfg, "service", "pipelines", sig+"/ingest")["processors"] = []any{"memory_limiter"}
 			}
 		},
+		"poison-topic-missing.yaml": func(cfg map[string]any) {
+			members := dig(cfg, "exporters", "failover_group/poison")["members"].([]any)
+			kafka := members[0].(map[string]any)["kafka/poison"].(map[string]any)
+			for sig, topic := range map[string]string{"traces": "missing_spans_poison", "metrics": "missing_metrics_poison", "logs": "missing_logs_poison"} {
+				kafka[sig] = map[string]any{"topic": topic}
+			}
+			kafka["producer"] = map[string]any{"allow_auto_topic_creation": false}
+		},
 		"miswired-replay.yaml": func(cfg map[string]any) {
 			delete(dig(cfg, "exporters"), "failover_group/replay")
 			dig(cfg, "exporters", "failover_group/ingest")["allow_in_replay_pipelines"] = true

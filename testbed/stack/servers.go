@@ -177,6 +177,34 @@ func Committed(ctx context.Context, adm *kadm.Client, group, topic string) (int6
 	return n, nil
 }
 
+// CommittedPartition is the offset group committed on one partition of
+// topic (0 when none).
+func (k *Kafka) CommittedPartition(ctx context.Context, group, topic string, partition int32) (int64, error) {
+	var n int64
+	err := k.withAdmin(func(adm *kadm.Client) error {
+		offs, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return err
+		}
+		if o, ok := offs.Lookup(topic, partition); ok && o.Err == nil && o.At > 0 {
+			n = o.At
+		}
+		return nil
+	})
+	return n, err
+}
+
+// CreateTopics creates topics with the broker's default partition count.
+func (k *Kafka) CreateTopics(ctx context.Context, topics ...string) error {
+	return k.withAdmin(func(adm *kadm.Client) error {
+		resp, err := adm.CreateTopics(ctx, -1, -1, nil, topics...)
+		if err != nil {
+			return err
+		}
+		return resp.Error()
+	})
+}
+
 // Produce writes raw records to topic (poison tests).
 func (k *Kafka) Produce(ctx context.Context, topic string, values ...[]byte) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr))
