@@ -557,9 +557,9 @@ func groupProblems(p pipeline, id string, cfg map[string]any, fs []*feed) []prob
 			deadLetter, explicit = b, true
 		}
 		// Rule 1. A dead-letter member of a group that opted in never
-		// receives replayed data (the runtime loop guard recognises it by
+		// receives replayed data (the runtime loop guard recognizes it by
 		// its kafka.topic or its DLQ stamp): it is left to that guard.
-		if isKafka && !(deadLetter && allow) {
+		if isKafka && (!deadLetter || !allow) {
 			w := writer{component: id, member: i, memberID: memberID}
 			out = append(out, kafkaWrites(p, w, memberCfg, fs)...)
 		}
