@@ -116,18 +116,24 @@ type collectorConfig struct {
 		} `yaml:"logs"`
 	} `yaml:"receivers"`
 	Exporters map[string]struct {
-		Members []map[string]struct {
-			Traces struct {
-				Topic string `yaml:"topic"`
-			} `yaml:"traces"`
-			Metrics struct {
-				Topic string `yaml:"topic"`
-			} `yaml:"metrics"`
-			Logs struct {
-				Topic string `yaml:"topic"`
-			} `yaml:"logs"`
-		} `yaml:"members"`
+		// Each member is its `type[/name]` key (a kafka member's topics),
+		// plus member options (dead_letter) beside it.
+		Members []map[string]any `yaml:"members"`
 	} `yaml:"exporters"`
+}
+
+// memberTopics is a kafka member's topic per signal.
+func memberTopics(m any) []string {
+	cfg, _ := m.(map[string]any)
+	var topics []string
+	for _, sig := range []string{"traces", "metrics", "logs"} {
+		if s, ok := cfg[sig].(map[string]any); ok {
+			if t, ok := s["topic"].(string); ok {
+				topics = append(topics, t)
+			}
+		}
+	}
+	return topics
 }
 
 func isKafka(id string) bool { return id == "kafka" || strings.HasPrefix(id, "kafka/") }
@@ -154,7 +160,7 @@ func (c collectorConfig) kafkaTopics() (topics, groups []string) {
 		for _, m := range e.Members {
 			for id, cfg := range m {
 				if isKafka(id) {
-					add(&topics, cfg.Traces.Topic, cfg.Metrics.Topic, cfg.Logs.Topic)
+					add(&topics, memberTopics(cfg)...)
 				}
 			}
 		}
