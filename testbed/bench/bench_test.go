@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otelfailover/otelcol-failover/testbed/stack"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -100,7 +102,7 @@ func TestReportKeepsSectionsNotRun(t *testing.T) {
 // The bench's direct-exporter configs differ from the reference configuration
 // only in the exporter.
 func TestBenchConfigsMatchReference(t *testing.T) {
-	root, err := filepath.Abs("..")
+	root, err := stack.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +120,7 @@ func TestBenchConfigsMatchReference(t *testing.T) {
 // The breaker's settings come from the collector's own print-config (the
 // binary is built by make test before the tests run).
 func TestBreakerSettings(t *testing.T) {
-	root, err := filepath.Abs("..")
+	root, err := stack.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
