@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package distribution
 
 // Checks of the compose example (examples/compose): it cannot run here (no
@@ -182,7 +185,7 @@ func TestComposeExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	var compose composeFile
-	if err := yaml.Unmarshal(raw, &compose); err != nil {
+	if err = yaml.Unmarshal(raw, &compose); err != nil {
 		t.Fatalf("compose.yaml: %v", err)
 	}
 	for _, want := range []string{"clickhouse", "kafka", "kafka-init", "lb"} {
@@ -199,9 +202,9 @@ func TestComposeExample(t *testing.T) {
 	// The collectors: services running the image `make image` builds.
 	var collectors []string
 	for name, svc := range compose.Services {
-		img, err := interpolate(svc.Image)
-		if err != nil {
-			t.Errorf("service %s: image: %v", name, err)
+		img, ierr := interpolate(svc.Image)
+		if ierr != nil {
+			t.Errorf("service %s: image: %v", name, ierr)
 		}
 		repo, _, _ := strings.Cut(img, ":")
 		if repo == imageName || strings.HasSuffix(repo, "/"+imageName) {
@@ -272,7 +275,7 @@ func TestComposeExample(t *testing.T) {
 			}
 
 			// validate, with the service's environment and nothing else.
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, collector(t), "validate", "--config", local)
 			cmd.Env = []string{}
@@ -285,7 +288,7 @@ func TestComposeExample(t *testing.T) {
 
 			// Addresses in the environment name compose services.
 			for k, v := range env {
-				for _, hostport := range strings.Split(v, ",") {
+				for hostport := range strings.SplitSeq(v, ",") {
 					host := ""
 					if u, err := url.Parse(hostport); err == nil && u.Host != "" {
 						host = u.Hostname()

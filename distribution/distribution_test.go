@@ -1,9 +1,13 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package distribution holds the checks of the built collector distribution:
 // `make build` must produce bin/otelcol-failover with every component the
 // product needs, and the reference configuration must validate with it.
 package distribution
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -37,7 +41,7 @@ func collector(t *testing.T) string {
 
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, collector(t), args...)
 	cmd.Dir = repoRoot(t)
@@ -150,7 +154,7 @@ func TestReadmeEmbedsReferenceConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	const begin, end = "<!-- reference-config:begin -->\n```yaml\n", "```\n<!-- reference-config:end -->"
-	b, e := strings.Index(string(readme), begin), strings.Index(string(readme), end)
+	b, e := bytes.Index(readme, []byte(begin)), bytes.Index(readme, []byte(end))
 	if b < 0 || e < b {
 		t.Fatalf("README.md lacks the reference-config markers %q ... %q", begin, end)
 	}

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package distribution
 
 // Checks of the container image (distribution/Containerfile): it is built
@@ -167,7 +170,7 @@ func TestImage(t *testing.T) {
 
 	// Build with the script `make image` runs.
 	buildStart := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	build := exec.CommandContext(ctx, filepath.Join(root, "distribution", "image", "build.sh"), bin)
 	build.Env = append(os.Environ(), "CONTAINER_ENGINE="+engine.bin, "STAGING_DIR="+t.TempDir()+"/context")
@@ -204,7 +207,7 @@ func checkImageConfig(t *testing.T, engine containerEngine, ref, builtID, versio
 		t.Fatal(err)
 	}
 	var images []imageInspect
-	if err := json.Unmarshal([]byte(out), &images); err != nil || len(images) != 1 {
+	if err = json.Unmarshal([]byte(out), &images); err != nil || len(images) != 1 {
 		t.Fatalf("image inspect %s: want one image, got %d (%v)\n%s", ref, len(images), err, out)
 	}
 	img := images[0]
@@ -249,7 +252,7 @@ func checkImageConfig(t *testing.T, engine containerEngine, ref, builtID, versio
 			t.Errorf("label %s missing", l)
 		}
 	}
-	if head, err := exec.Command("git", "-C", repoRoot(t), "rev-parse", "HEAD").Output(); err == nil {
+	if head, gerr := exec.Command("git", "-C", repoRoot(t), "rev-parse", "HEAD").Output(); gerr == nil {
 		if want := strings.TrimSpace(string(head)); img.Config.Labels["org.opencontainers.image.revision"] != want {
 			t.Errorf("label org.opencontainers.image.revision = %q, want %s", img.Config.Labels["org.opencontainers.image.revision"], want)
 		}
@@ -295,7 +298,7 @@ func checkImageFilesystem(t *testing.T, engine containerEngine, ref, bin string)
 	}
 	t.Cleanup(func() { removeContainer(t, engine, name) })
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := engine.command(ctx, "export", name)
 	var stderr bytes.Buffer
@@ -492,7 +495,7 @@ func checkImageRuns(t *testing.T, engine containerEngine, ref string) {
 			RejectedSpans json.Number `json:"rejectedSpans"`
 		} `json:"partialSuccess"`
 	}
-	if err := json.Unmarshal(body, &answer); err != nil {
+	if err = json.Unmarshal(body, &answer); err != nil {
 		t.Fatalf("POST /v1/traces answered %q: %v", body, err)
 	}
 	if r := answer.PartialSuccess.RejectedSpans.String(); r != "" && r != "0" {
@@ -513,7 +516,7 @@ func checkImageRuns(t *testing.T, engine containerEngine, ref string) {
 		s.SetTraceID([16]byte{1, 2, 3, byte(i + 1)})
 		s.SetSpanID([8]byte{4, 5, 6, byte(i + 1)})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if _, err := ptraceotlp.NewGRPCClient(conn).Export(ctx, ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
 		t.Fatalf("OTLP/gRPC export to %s: %v", grpcAddr, err)
@@ -650,7 +653,7 @@ func tracesJSON(n int, name string) string {
 // with the binary (the image test runs it; this check needs no engine).
 func TestImageDefaultConfigValidates(t *testing.T) {
 	path := filepath.Join(repoRoot(t), "distribution", "image", "config.yaml")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, collector(t), "validate", "--config", path)
 	cmd.Env = []string{} // references no environment variable

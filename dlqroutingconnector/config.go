@@ -1,4 +1,7 @@
-package dlqroutingconnector // import "github.com/otelfailover/otelcol-failover/dlqroutingconnector"
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package dlqroutingconnector
 
 import (
 	"errors"
@@ -15,7 +18,7 @@ import (
 // One connector configuration serves traces, metrics and logs: each signal's
 // instance uses the pipelines of its own signal from each list.
 type Config struct {
-	// ReplayPipelines receive the data recognised as replayed from the DLQ
+	// ReplayPipelines receive the data recognized as replayed from the DLQ
 	// (and only that data). Required.
 	ReplayPipelines []pipeline.ID `mapstructure:"replay_pipelines"`
 
@@ -28,7 +31,7 @@ type Config struct {
 	// partition. Optional: without them the permanent error is returned.
 	PoisonPipelines []pipeline.ID `mapstructure:"poison_pipelines"`
 
-	// Match says how replayed data is recognised from the client metadata
+	// Match says how replayed data is recognized from the client metadata
 	// that the kafka receiver attaches to each record.
 	Match MatchConfig `mapstructure:"match"`
 
@@ -105,7 +108,7 @@ func (cfg *Config) Validate() error {
 		seenTopic[t] = true
 	}
 	if len(cfg.Match.Topics) == 0 && !cfg.Match.DLQHeader {
-		errs = append(errs, fmt.Errorf("match: no criterion is configured, so no data would ever be recognised as replayed; "+
+		errs = append(errs, fmt.Errorf("match: no criterion is configured, so no data would ever be recognized as replayed; "+
 			"set match::topics to the DLQ topic(s) the kafka receiver reads, and/or set match::dlq_header to true (matches the %q metadata that failover_group stamps)",
 			dlqmeta.KeyGroup))
 	}

@@ -1,7 +1,7 @@
 // Copyright The otelcol-failover Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package dlqroutingconnector // import "github.com/otelfailover/otelcol-failover/dlqroutingconnector"
+package dlqroutingconnector
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func (c *dlqRouting[C, D]) Start(ctx context.Context, host component.Host) error
 	return nil
 }
 
-func (c *dlqRouting[C, D]) Capabilities() consumer.Capabilities { return readOnlyCapabilities }
+func (*dlqRouting[C, D]) Capabilities() consumer.Capabilities { return readOnlyCapabilities }
 
 func (c *dlqRouting[C, D]) Shutdown(context.Context) error {
 	c.router.shutdown()

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package dlqroutingconnector
 
 import (
@@ -57,7 +60,7 @@ func topicsCfg(t *testing.T) *Config {
 	return cfg
 }
 
-// Behaviour 1: matched data goes only to replay, other data only to default.
+// Behavior 1: matched data goes only to replay, other data only to default.
 func TestRoutesWholeBatchesByTopic(t *testing.T) {
 	replay, live := &tracesPipe{}, &tracesPipe{}
 	c := mustTracesConnector(t, topicsCfg(t), nil, map[string]consumer.Traces{"traces/replay": replay, "traces/live": live})
@@ -67,7 +70,7 @@ func TestRoutesWholeBatchesByTopic(t *testing.T) {
 	liveBatch := testTraces(5, "svc")
 	require.NoError(t, c.ConsumeTraces(kafkaCtx("otlp_spans", nil), liveBatch))
 	// No kafka metadata at all (e.g. OTLP ingest): not replayed.
-	require.NoError(t, c.ConsumeTraces(context.Background(), testTraces(2, "svc")))
+	require.NoError(t, c.ConsumeTraces(t.Context(), testTraces(2, "svc")))
 
 	assert.Equal(t, 1, replay.batches())
 	assert.Equal(t, 3, replay.spans())
@@ -97,7 +100,7 @@ func TestMatchCriteria(t *testing.T) {
 		{"any criterion: topic", []string{"dlq"}, true, kafkaCtx("dlq", nil), "replay"},
 		{"any criterion: header", []string{"dlq"}, true, kafkaCtx("other", dlqHeaders), "replay"},
 		{"any criterion: none", []string{"dlq"}, true, kafkaCtx("other", map[string]string{"unrelated": "1"}), "live"},
-		{"no metadata", []string{"dlq"}, true, context.Background(), "live"},
+		{"no metadata", []string{"dlq"}, true, t.Context(), "live"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +138,7 @@ func TestUnmatchedWithoutDefaultPipelinesIsAnError(t *testing.T) {
 	assert.True(t, consumererror.IsPermanent(err), "routing will never change for this data: the receiver must treat it as permanent")
 	assert.Equal(t, 0, replay.batches())
 
-	err = c.ConsumeTraces(context.Background(), testTraces(1, "svc"))
+	err = c.ConsumeTraces(t.Context(), testTraces(1, "svc"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no kafka.topic metadata")
 
@@ -144,7 +147,7 @@ func TestUnmatchedWithoutDefaultPipelinesIsAnError(t *testing.T) {
 	}, metricdatatest.IgnoreTimestamp())
 }
 
-// Behaviour 4: replayed data keeps its client metadata, DLQ keys included.
+// Behavior 4: replayed data keeps its client metadata, DLQ keys included.
 func TestClientMetadataPassesThroughUntouched(t *testing.T) {
 	cfg := topicsCfg(t)
 	cfg.Match.DLQHeader = true
@@ -164,7 +167,7 @@ func TestClientMetadataPassesThroughUntouched(t *testing.T) {
 	liveCtx := kafkaCtx("otlp_spans", map[string]string{"x-tenant": "t1"})
 	require.NoError(t, c.ConsumeTraces(liveCtx, testTraces(1, "good")))
 
-	check := func(got context.Context, want context.Context) {
+	check := func(got, want context.Context) {
 		t.Helper()
 		gotMD, wantMD := client.FromContext(got).Metadata, client.FromContext(want).Metadata
 		n := 0
@@ -198,7 +201,7 @@ func TestClientMetadataPassesThroughUntouched(t *testing.T) {
 	assert.True(t, dlqmeta.IsDeadLettered(poison.ctxs[0]))
 }
 
-// Behaviour 3: transient errors go back to the receiver, untouched by poison.
+// Behavior 3: transient errors go back to the receiver, untouched by poison.
 func TestTransientReplayErrorIsReturned(t *testing.T) {
 	cfg := topicsCfg(t)
 	cfg.PoisonPipelines = pids(t, "traces/poison")
@@ -248,8 +251,8 @@ func TestPermanentReplayErrorGoesToPoisonAndIsAcknowledged(t *testing.T) {
 	assert.Equal(t, td, poison.got[0], "the poison pipelines get the rejected batch itself")
 
 	metadatatest.AssertEqualDlqRoutingRoutedItems(t, tel, []metricdata.DataPoint[int64]{
-		{Value: 3, Attributes: routeAttrs("replay", "permanent_error", "traces")},
-		{Value: 3, Attributes: routeAttrs("poison", "accepted", "traces")},
+		{Value: 3, Attributes: routeAttrs("replay", "permanent_error")},
+		{Value: 3, Attributes: routeAttrs("poison", "accepted")},
 	}, metricdatatest.IgnoreTimestamp())
 }
 
@@ -431,7 +434,7 @@ func TestCreationErrors(t *testing.T) {
 	})
 	t.Run("not a router", func(t *testing.T) {
 		cfg := topicsCfg(t)
-		_, err := NewFactory().CreateTracesToTraces(context.Background(), connectortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+		_, err := NewFactory().CreateTracesToTraces(t.Context(), connectortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "not a traces router")
 	})
@@ -450,11 +453,9 @@ func TestMetricsAndLogsRoute(t *testing.T) {
 
 	t.Run("metrics", func(t *testing.T) {
 		replay, def, poison := new(consumertest.MetricsSink), new(consumertest.MetricsSink), new(consumertest.MetricsSink)
-		failing := consumer.Metrics(nil)
-		var err error
-		failing, err = consumer.NewMetrics(func(context.Context, pmetric.Metrics) error { return errConstraint })
+		failing, err := consumer.NewMetrics(func(context.Context, pmetric.Metrics) error { return errConstraint })
 		require.NoError(t, err)
-		c, err := NewFactory().CreateMetricsToMetrics(context.Background(), set, cfg, connector.NewMetricsRouter(map[pipeline.ID]consumer.Metrics{
+		c, err := NewFactory().CreateMetricsToMetrics(t.Context(), set, cfg, connector.NewMetricsRouter(map[pipeline.ID]consumer.Metrics{
 			pid(t, "metrics/replay"): replay, pid(t, "metrics/live"): def, pid(t, "metrics/poison"): poison,
 		}))
 		require.NoError(t, err)
@@ -463,22 +464,22 @@ func TestMetricsAndLogsRoute(t *testing.T) {
 		assert.Equal(t, 3, replay.DataPointCount())
 		assert.Equal(t, 4, def.DataPointCount())
 		assert.Equal(t, 0, poison.DataPointCount())
-		require.NoError(t, c.Shutdown(context.Background()))
+		require.NoError(t, c.Shutdown(t.Context()))
 
-		c, err = NewFactory().CreateMetricsToMetrics(context.Background(), set, cfg, connector.NewMetricsRouter(map[pipeline.ID]consumer.Metrics{
+		c, err = NewFactory().CreateMetricsToMetrics(t.Context(), set, cfg, connector.NewMetricsRouter(map[pipeline.ID]consumer.Metrics{
 			pid(t, "metrics/replay"): failing, pid(t, "metrics/live"): def, pid(t, "metrics/poison"): poison,
 		}))
 		require.NoError(t, err)
 		require.NoError(t, c.ConsumeMetrics(dlq, testMetrics(2)))
 		assert.Equal(t, 2, poison.DataPointCount())
-		require.NoError(t, c.Shutdown(context.Background()))
+		require.NoError(t, c.Shutdown(t.Context()))
 	})
 
 	t.Run("logs", func(t *testing.T) {
 		replay, def, poison := new(consumertest.LogsSink), new(consumertest.LogsSink), new(consumertest.LogsSink)
 		failing, err := consumer.NewLogs(func(context.Context, plog.Logs) error { return errRefused })
 		require.NoError(t, err)
-		c, err := NewFactory().CreateLogsToLogs(context.Background(), set, cfg, connector.NewLogsRouter(map[pipeline.ID]consumer.Logs{
+		c, err := NewFactory().CreateLogsToLogs(t.Context(), set, cfg, connector.NewLogsRouter(map[pipeline.ID]consumer.Logs{
 			pid(t, "logs/replay"): replay, pid(t, "logs/live"): def, pid(t, "logs/poison"): poison,
 		}))
 		require.NoError(t, err)
@@ -486,16 +487,16 @@ func TestMetricsAndLogsRoute(t *testing.T) {
 		require.NoError(t, c.ConsumeLogs(live, testLogs(4)))
 		assert.Equal(t, 3, replay.LogRecordCount())
 		assert.Equal(t, 4, def.LogRecordCount())
-		require.NoError(t, c.Shutdown(context.Background()))
+		require.NoError(t, c.Shutdown(t.Context()))
 
-		c, err = NewFactory().CreateLogsToLogs(context.Background(), set, cfg, connector.NewLogsRouter(map[pipeline.ID]consumer.Logs{
+		c, err = NewFactory().CreateLogsToLogs(t.Context(), set, cfg, connector.NewLogsRouter(map[pipeline.ID]consumer.Logs{
 			pid(t, "logs/replay"): failing, pid(t, "logs/live"): def, pid(t, "logs/poison"): poison,
 		}))
 		require.NoError(t, err)
 		err = c.ConsumeLogs(dlq, testLogs(2))
 		require.ErrorIs(t, err, syscall.ECONNREFUSED)
 		assert.Equal(t, 0, poison.LogRecordCount())
-		require.NoError(t, c.Shutdown(context.Background()))
+		require.NoError(t, c.Shutdown(t.Context()))
 	})
 
 	t.Run("failed part of metrics and logs", func(t *testing.T) {
@@ -532,14 +533,15 @@ func TestTelemetryCountsEveryRoute(t *testing.T) {
 	require.NoError(t, c.ConsumeTraces(kafkaCtx("otlp_spans", nil), testTraces(7, "good")))
 
 	metadatatest.AssertEqualDlqRoutingRoutedItems(t, tel, []metricdata.DataPoint[int64]{
-		{Value: 5, Attributes: routeAttrs("replay", "accepted", "traces")},
-		{Value: 2, Attributes: routeAttrs("replay", "permanent_error", "traces")},
-		{Value: 3, Attributes: routeAttrs("replay", "transient_error", "traces")},
-		{Value: 2, Attributes: routeAttrs("poison", "accepted", "traces")},
-		{Value: 7, Attributes: routeAttrs("default", "accepted", "traces")},
+		{Value: 5, Attributes: routeAttrs("replay", "accepted")},
+		{Value: 2, Attributes: routeAttrs("replay", "permanent_error")},
+		{Value: 3, Attributes: routeAttrs("replay", "transient_error")},
+		{Value: 2, Attributes: routeAttrs("poison", "accepted")},
+		{Value: 7, Attributes: routeAttrs("default", "accepted")},
 	}, metricdatatest.IgnoreTimestamp())
 }
 
-func routeAttrs(route, outcome, signal string) attribute.Set {
-	return attribute.NewSet(attribute.String("route", route), attribute.String("outcome", outcome), attribute.String("otelcol.signal", signal))
+// routeAttrs are the attributes of a traces route's point.
+func routeAttrs(route, outcome string) attribute.Set {
+	return attribute.NewSet(attribute.String("route", route), attribute.String("outcome", outcome), attribute.String("otelcol.signal", "traces"))
 }

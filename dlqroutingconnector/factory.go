@@ -1,4 +1,7 @@
-package dlqroutingconnector // import "github.com/otelfailover/otelcol-failover/dlqroutingconnector"
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package dlqroutingconnector
 
 import (
 	"context"

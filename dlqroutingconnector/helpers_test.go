@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package dlqroutingconnector
 
 import (
@@ -27,17 +30,17 @@ import (
 	"github.com/otelfailover/otelcol-failover/internal/dlqmeta"
 )
 
-func pid(t testing.TB, s string) pipeline.ID {
-	t.Helper()
+func pid(tb testing.TB, s string) pipeline.ID {
+	tb.Helper()
 	var id pipeline.ID
-	require.NoError(t, id.UnmarshalText([]byte(s)))
+	require.NoError(tb, id.UnmarshalText([]byte(s)))
 	return id
 }
 
-func pids(t testing.TB, ss ...string) []pipeline.ID {
+func pids(tb testing.TB, ss ...string) []pipeline.ID {
 	out := make([]pipeline.ID, 0, len(ss))
 	for _, s := range ss {
-		out = append(out, pid(t, s))
+		out = append(out, pid(tb, s))
 	}
 	return out
 }
@@ -148,38 +151,38 @@ func failWith(err error) func(ptrace.Traces) error {
 
 // newTracesConnector creates the connector from its factory with a router
 // over pipes (pipeline id -> consumer), as the collector's graph does.
-func newTracesConnector(t testing.TB, cfg *Config, tel *componenttest.Telemetry, pipes map[string]consumer.Traces) (connector.Traces, error) {
-	t.Helper()
+func newTracesConnector(tb testing.TB, cfg *Config, tel *componenttest.Telemetry, pipes map[string]consumer.Traces) (connector.Traces, error) {
+	tb.Helper()
 	cm := map[pipeline.ID]consumer.Traces{}
 	for name, c := range pipes {
-		cm[pid(t, name)] = c
+		cm[pid(tb, name)] = c
 	}
 	set := connectortest.NewNopSettings(metadata.Type)
 	if tel != nil {
 		set = metadatatest.NewSettings(tel)
 	}
-	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-	return NewFactory().CreateTracesToTraces(context.Background(), set, cfg, connector.NewTracesRouter(cm))
+	set.Logger = zaptest.NewLogger(tb, zaptest.Level(zap.InfoLevel))
+	return NewFactory().CreateTracesToTraces(tb.Context(), set, cfg, connector.NewTracesRouter(cm))
 }
 
-func mustTracesConnector(t testing.TB, cfg *Config, tel *componenttest.Telemetry, pipes map[string]consumer.Traces) connector.Traces {
-	t.Helper()
-	require.NoError(t, cfg.Validate())
-	c, err := newTracesConnector(t, cfg, tel, pipes)
-	require.NoError(t, err)
-	require.NoError(t, c.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
+func mustTracesConnector(tb testing.TB, cfg *Config, tel *componenttest.Telemetry, pipes map[string]consumer.Traces) connector.Traces {
+	tb.Helper()
+	require.NoError(tb, cfg.Validate())
+	c, err := newTracesConnector(tb, cfg, tel, pipes)
+	require.NoError(tb, err)
+	require.NoError(tb, c.Start(tb.Context(), componenttest.NewNopHost()))
+	tb.Cleanup(func() { require.NoError(tb, c.Shutdown(context.Background())) })
 	return c
 }
 
 // startedTracesConnector is mustTracesConnector started with a host that
 // records component status, with the connector's logs observed.
-func startedTracesConnector(t testing.TB, cfg *Config, tel *componenttest.Telemetry, pipes map[string]consumer.Traces) (connector.Traces, *statusHost, *observer.ObservedLogs) {
-	t.Helper()
-	require.NoError(t, cfg.Validate())
+func startedTracesConnector(tb testing.TB, cfg *Config, tel *componenttest.Telemetry, pipes map[string]consumer.Traces) (connector.Traces, *statusHost, *observer.ObservedLogs) {
+	tb.Helper()
+	require.NoError(tb, cfg.Validate())
 	cm := map[pipeline.ID]consumer.Traces{}
 	for name, c := range pipes {
-		cm[pid(t, name)] = c
+		cm[pid(tb, name)] = c
 	}
 	set := connectortest.NewNopSettings(metadata.Type)
 	if tel != nil {
@@ -187,11 +190,11 @@ func startedTracesConnector(t testing.TB, cfg *Config, tel *componenttest.Teleme
 	}
 	core, logs := observer.New(zapcore.InfoLevel)
 	set.Logger = zap.New(core)
-	c, err := NewFactory().CreateTracesToTraces(context.Background(), set, cfg, connector.NewTracesRouter(cm))
-	require.NoError(t, err)
+	c, err := NewFactory().CreateTracesToTraces(tb.Context(), set, cfg, connector.NewTracesRouter(cm))
+	require.NoError(tb, err)
 	host := &statusHost{}
-	require.NoError(t, c.Start(context.Background(), host))
-	t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
+	require.NoError(tb, c.Start(tb.Context(), host))
+	tb.Cleanup(func() { require.NoError(tb, c.Shutdown(context.Background())) })
 	return c, host, logs
 }
 
@@ -201,7 +204,7 @@ type statusHost struct {
 	events []*componentstatus.Event
 }
 
-func (h *statusHost) GetExtensions() map[component.ID]component.Component { return nil }
+func (*statusHost) GetExtensions() map[component.ID]component.Component { return nil }
 
 func (h *statusHost) Report(ev *componentstatus.Event) {
 	h.mu.Lock()

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package dlqroutingconnector
 
 import (
@@ -65,11 +68,11 @@ func startKafkaReceiver(t *testing.T, raw map[string]any, next consumer.Traces) 
 	cfg := unmarshalInto(t, f, raw)
 	set := receivertest.NewNopSettings(f.Type())
 	set.Logger = zaptest.NewLogger(t)
-	r, err := f.CreateTraces(context.Background(), set, cfg, next)
+	r, err := f.CreateTraces(t.Context(), set, cfg, next)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, r.Start(t.Context(), componenttest.NewNopHost()))
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) //nolint:usetesting // a cleanup runs after t.Context() is cancelled
 		defer cancel()
 		require.NoError(t, r.Shutdown(ctx))
 	})
@@ -90,9 +93,9 @@ func startKafkaExporter(t *testing.T, broker, topic string) exporter.Traces {
 	})
 	set := exportertest.NewNopSettings(f.Type())
 	set.Logger = zaptest.NewLogger(t)
-	e, err := f.CreateTraces(context.Background(), set, cfg)
+	e, err := f.CreateTraces(t.Context(), set, cfg)
 	require.NoError(t, err)
-	require.NoError(t, e.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, e.Start(t.Context(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
 	return e
 }
@@ -106,7 +109,7 @@ func produceOTLP(t *testing.T, cl *kgo.Client, topic string, td ptrace.Traces, h
 	for k, v := range headers {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, cl.ProduceSync(ctx, rec).FirstErr())
 }
@@ -120,7 +123,7 @@ func serviceOf(td ptrace.Traces) string {
 func waitCommitted(t *testing.T, k *testservers.Kafka, group, topic string, want int64) {
 	t.Helper()
 	testservers.WaitFor(t, 60*time.Second, "group "+group+" to commit every record of "+topic, func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		n, err := k.CommittedCountE(ctx, group, topic)
 		if err != nil {

@@ -1,7 +1,9 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package dlqroutingconnector
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -17,7 +19,7 @@ import (
 	"github.com/otelfailover/otelcol-failover/testbed/testservers"
 )
 
-// Behaviour 2 with the real thing: the contrib kafka receiver reads records
+// Behavior 2 with the real thing: the contrib kafka receiver reads records
 // from a Kafka protocol server (kfake over TCP) and the connector routes on
 // the metadata the receiver really sets. Records come from franz-go (with
 // hand-set DLQ headers) and from the real contrib kafka exporter, whose
@@ -51,12 +53,12 @@ func TestRealKafkaReceiverMetadataDrivesRouting(t *testing.T) {
 	exp := startKafkaExporter(t, k.Addr, liveTopic)
 	stampTime := time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC)
 	for i := range 2 {
-		ctx := dlqmeta.WithStamp(context.Background(), dlqmeta.Stamp{
+		ctx := dlqmeta.WithStamp(t.Context(), dlqmeta.Stamp{
 			Group: "failover_group/ingest", FailedMember: "clickhouse/live", Reason: "permanent:clickhouse_469", Time: stampTime,
 		})
 		require.NoError(t, exp.ConsumeTraces(ctx, testTraces(3, fmt.Sprintf("exp-dlq-%d", i))))
 	}
-	require.NoError(t, exp.ConsumeTraces(context.Background(), testTraces(1, "exp-live-0")))
+	require.NoError(t, exp.ConsumeTraces(t.Context(), testTraces(1, "exp-live-0")))
 	require.Equal(t, int64(3), k.RecordCount(t, dlqTopic))
 	require.Equal(t, int64(6), k.RecordCount(t, liveTopic))
 

@@ -1,7 +1,7 @@
 // Copyright The otelcol-failover Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package dlqroutingconnector // import "github.com/otelfailover/otelcol-failover/dlqroutingconnector"
+package dlqroutingconnector
 
 import (
 	"context"

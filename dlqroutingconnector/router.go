@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package dlqroutingconnector
 
 import (
@@ -337,16 +340,6 @@ func allPermanent(err error) bool {
 		return len(parts) > 0
 	}
 	return errclass.IsPermanent(err)
-}
-
-// permanent marks err so that the kafka receiver, which only looks at
-// consumererror.IsPermanent, treats it as permanent (message_marking
-// on_permanent_error decides what it then does).
-func permanent(err error) error {
-	if consumererror.IsPermanent(err) {
-		return err
-	}
-	return consumererror.NewPermanent(err)
 }
 
 // retryable makes sure the receiver sees err as transient. Some exporters

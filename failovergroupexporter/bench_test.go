@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 import (
@@ -47,7 +50,7 @@ type protoMembers struct {
 	nop  bool
 	mu   sync.Mutex
 	fail map[string]*atomic.Bool // by member name as configured
-	sink atomic.Int64            // bytes marshalled, so the work is not optimised away
+	sink atomic.Int64            // bytes marshaled, so the work is not optimized away
 }
 
 func (p *protoMembers) failing(name string) *atomic.Bool {
@@ -150,9 +153,9 @@ func newBenchGroupWith(b *testing.B, members *protoMembers, yaml string) *benchG
 	require.NoError(b, confmap.Validate(cfg))
 	set := exportertest.NewNopSettings(f.Type())
 	set.TelemetrySettings = componenttest.NewNopTelemetrySettings()
-	exp, err := f.CreateTraces(context.Background(), set, cfg)
+	exp, err := f.CreateTraces(b.Context(), set, cfg)
 	require.NoError(b, err)
-	require.NoError(b, exp.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(b, exp.Start(b.Context(), componenttest.NewNopHost()))
 	b.Cleanup(func() { require.NoError(b, exp.Shutdown(context.Background())) })
 	g := &benchGroup{exp: exp, members: members, cfg: cfg}
 	// Wait for the background start of every member, so that no iteration
@@ -184,7 +187,7 @@ circuit_breaker:
 // (the second member takes every batch), and a primary that fails every
 // batch (fast, never tripping the breaker).
 func BenchmarkFailoverGroup(b *testing.B) {
-	ctx := context.Background()
+	ctx := b.Context()
 
 	b.Run("direct", func(b *testing.B) {
 		// The member exporter alone, configured exactly as the group
@@ -230,10 +233,10 @@ func BenchmarkFailoverGroup(b *testing.B) {
 }
 
 // BenchmarkFailoverGroupOverhead isolates the group's own cost: the same
-// cases with members that do nothing (exporterhelper only, no marshalling),
+// cases with members that do nothing (exporterhelper only, no marshaling),
 // so the difference to direct is the group's overhead in ns per batch.
 func BenchmarkFailoverGroupOverhead(b *testing.B) {
-	ctx := context.Background()
+	ctx := b.Context()
 	b.Run("direct", func(b *testing.B) {
 		g := newBenchGroupWith(b, &protoMembers{nop: true}, fmt.Sprintf(benchGroupYAML, 3))
 		f := g.members.factory()
@@ -263,7 +266,7 @@ func BenchmarkFailoverGroupOverhead(b *testing.B) {
 // system, all threads, GC included) per batch. On a shared machine wall time
 // (ns/op) includes time the benchmark waited for a CPU; CPU time does not.
 func runBench(b *testing.B, exp exporter.Traces) {
-	ctx := context.Background()
+	ctx := b.Context()
 	td := benchTraces()
 	b.ReportAllocs()
 	cpu0 := cpuTime()

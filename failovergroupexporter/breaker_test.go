@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 import (
@@ -254,9 +257,7 @@ func TestBreakerConcurrentUse(t *testing.T) {
 	bt := newTestBreaker(t, cfg)
 	var wg sync.WaitGroup
 	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range 2000 {
 				gen, ok := bt.allow()
 				if !ok {
@@ -273,7 +274,7 @@ func TestBreakerConcurrentUse(t *testing.T) {
 					bt.failure(gen)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	// State-change callbacks run outside the lock, so their order across

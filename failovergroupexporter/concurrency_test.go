@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 import (
@@ -55,7 +58,7 @@ circuit_breaker:
 		})
 		c.always(succeed())
 
-		// Flip the members' behaviour while batches flow.
+		// Flip the members' behavior while batches flow.
 		stop := make(chan struct{})
 		flipped := make(chan struct{})
 		go func() {
@@ -80,9 +83,7 @@ circuit_breaker:
 			sentIDs []string
 		)
 		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := range batches {
 					batch := make([]string, perBatch)
 					for j := range batch {
@@ -96,7 +97,7 @@ circuit_breaker:
 					}
 					errsMu.Unlock()
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		close(stop)

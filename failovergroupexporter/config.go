@@ -1,7 +1,7 @@
 // Copyright The otelcol-failover Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+package failovergroupexporter
 
 import (
 	"errors"
@@ -178,15 +178,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, atKey("members", errNoMembers))
 	}
 	seen := make(map[component.ID]int, len(c.Members))
-	for i, m := range c.Members {
+	for i := range c.Members {
+		m := &c.Members[i]
 		key := fmt.Sprintf("members[%d] %s", i, m.id)
 		if prev, dup := seen[m.id]; dup {
 			errs = append(errs, atKey(key, fmt.Errorf("%w, already used by members[%d]; give each member its own name (`%s/<name>`)", errDuplicateMember, prev, m.id.Type())))
 			continue
 		}
 		seen[m.id] = i
-		errs = append(errs, atKey(key, confmap.Validate(m.cfg)))
-		errs = append(errs, c.checkMemberTimeout(key, m))
+		errs = append(errs, atKey(key, confmap.Validate(m.cfg)), c.checkMemberTimeout(key, m))
 	}
 	if c.AttemptTimeout <= 0 {
 		errs = append(errs, atKey("attempt_timeout", fmt.Errorf("%w, got %v", errNotPositive, c.AttemptTimeout)))
@@ -196,16 +196,17 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, atKey("on_permanent_error", fmt.Errorf("%w, got %q", errOnPermanentError, c.OnPermanentError)))
 	}
-	errs = append(errs, atKey("circuit_breaker", c.CircuitBreaker.validate()))
-	errs = append(errs, atKey("member_start", c.MemberStart.validate()))
-	errs = append(errs, c.checkQueueRetry())
+	errs = append(errs,
+		atKey("circuit_breaker", c.CircuitBreaker.validate()),
+		atKey("member_start", c.MemberStart.validate()),
+		c.checkQueueRetry())
 	return errors.Join(errs...)
 }
 
 // checkMemberTimeout refuses a member timeout its exporter cannot start with
 // (the kafka exporter's produce timeout floor): such a member would never
 // start, and the group would run without it.
-func (c *Config) checkMemberTimeout(key string, m MemberConfig) error {
+func (c *Config) checkMemberTimeout(key string, m *MemberConfig) error {
 	f := m.facts
 	if f.minTimeout == 0 || f.timeout <= 0 || f.timeout >= f.minTimeout {
 		return nil

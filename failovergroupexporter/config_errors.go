@@ -1,7 +1,7 @@
 // Copyright The otelcol-failover Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+package failovergroupexporter
 
 import "errors"
 

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 import (
@@ -107,7 +110,7 @@ members:
 
 	ch := cfg.Members[0].Config().(*clickhouseexporter.Config)
 	assert.False(t, ch.QueueSettings.HasValue(), "clickhouse's own async queue is turned off")
-	assert.False(t, ch.BackOffConfig.Enabled, "clickhouse's own retries are turned off")
+	assert.False(t, ch.Enabled, "clickhouse's own retries are turned off")
 	assert.Equal(t, 3*time.Second, ch.TimeoutSettings.Timeout, "timeout = attempt_timeout")
 
 	grpc := cfg.Members[1].Config().(*otlpexporter.Config)
@@ -122,7 +125,7 @@ members:
 
 	k := cfg.Members[3].Config().(*kafkaexporter.Config)
 	assert.False(t, k.QueueBatchConfig.HasValue())
-	assert.False(t, k.BackOffConfig.Enabled)
+	assert.False(t, k.Enabled)
 	assert.Equal(t, 3*time.Second, k.TimeoutSettings.Timeout)
 	assert.Equal(t, append([]string{"tenant"}, dlqmeta.HeaderKeys...), k.IncludeMetadataKeys, "the user's keys are kept, the DLQ keys added")
 
@@ -132,12 +135,12 @@ members:
 	assert.Equal(t, -1, int(k.Producer.RequiredAcks), "a parked record is the only copy: every in-sync replica acknowledges it")
 
 	// Which members bound their own calls (so the group adds no deadline).
-	assert.True(t, ownsDeadline(cfg.Members[0], cfg.AttemptTimeout), "clickhouse")
-	assert.True(t, ownsDeadline(cfg.Members[1], cfg.AttemptTimeout), "otlp_grpc")
-	assert.False(t, ownsDeadline(cfg.Members[2], cfg.AttemptTimeout), "otlp_http: its timeout is the HTTP client's")
-	assert.True(t, ownsDeadline(cfg.Members[3], cfg.AttemptTimeout), "kafka")
-	assert.False(t, ownsDeadline(cfg.Members[4], cfg.AttemptTimeout), "debug has no timeout")
-	assert.False(t, ownsDeadline(cfg.Members[5], cfg.AttemptTimeout), "file has no timeout")
+	assert.True(t, ownsDeadline(&cfg.Members[0], cfg.AttemptTimeout), "clickhouse")
+	assert.True(t, ownsDeadline(&cfg.Members[1], cfg.AttemptTimeout), "otlp_grpc")
+	assert.False(t, ownsDeadline(&cfg.Members[2], cfg.AttemptTimeout), "otlp_http: its timeout is the HTTP client's")
+	assert.True(t, ownsDeadline(&cfg.Members[3], cfg.AttemptTimeout), "kafka")
+	assert.False(t, ownsDeadline(&cfg.Members[4], cfg.AttemptTimeout), "debug has no timeout")
+	assert.False(t, ownsDeadline(&cfg.Members[5], cfg.AttemptTimeout), "file has no timeout")
 
 	// Which members are dead letters by default: kafka only.
 	for i, want := range []bool{false, false, false, true, false, false} {
@@ -213,16 +216,16 @@ members:
 	ch := cfg.Members[0].Config().(*clickhouseexporter.Config)
 	assert.True(t, ch.QueueSettings.HasValue())
 	assert.True(t, ch.QueueSettings.Get().WaitForResult)
-	assert.True(t, ch.BackOffConfig.Enabled, "an explicit retry is kept; the attempt deadline bounds it")
-	assert.Equal(t, 60*time.Second, ch.BackOffConfig.MaxElapsedTime)
+	assert.True(t, ch.Enabled, "an explicit retry is kept; the attempt deadline bounds it")
+	assert.Equal(t, 60*time.Second, ch.MaxElapsedTime)
 	assert.Equal(t, 10*time.Second, ch.TimeoutSettings.Timeout)
-	assert.False(t, ownsDeadline(cfg.Members[0], cfg.AttemptTimeout), "own retries and a longer timeout: the group's deadline is needed")
+	assert.False(t, ownsDeadline(&cfg.Members[0], cfg.AttemptTimeout), "own retries and a longer timeout: the group's deadline is needed")
 
 	b := cfg.Members[1].Config().(*clickhouseexporter.Config)
 	assert.False(t, b.QueueSettings.HasValue())
-	assert.False(t, b.BackOffConfig.Enabled)
+	assert.False(t, b.Enabled)
 	assert.Equal(t, time.Second, b.TimeoutSettings.Timeout)
-	assert.True(t, ownsDeadline(cfg.Members[1], cfg.AttemptTimeout), "a shorter own timeout bounds the attempt too")
+	assert.True(t, ownsDeadline(&cfg.Members[1], cfg.AttemptTimeout), "a shorter own timeout bounds the attempt too")
 }
 
 // TestInvalidConfigs: each invalid config is refused at the key at fault,
@@ -290,7 +293,8 @@ func errorKeys(err error) []string {
 	var walk func(prefix string, err error)
 	walk = func(prefix string, err error) {
 		for err != nil {
-			if ke, ok := err.(*keyError); ok {
+			ke := &keyError{}
+			if errors.As(err, &ke) {
 				p := ke.key
 				if prefix != "" {
 					p = prefix + "::" + ke.key
@@ -380,7 +384,7 @@ func TestMemberNullConfig(t *testing.T) {
 	require.Len(t, cfg.Members, 2)
 	ch := cfg.Members[1].Config().(*clickhouseexporter.Config)
 	assert.False(t, ch.QueueSettings.HasValue(), "the default is the group's: no member queue")
-	assert.False(t, ch.BackOffConfig.Enabled)
+	assert.False(t, ch.Enabled)
 }
 
 // A kafka member with a synchronous batching queue: the DLQ keys the group

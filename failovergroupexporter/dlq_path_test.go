@@ -64,7 +64,7 @@ members:
 
 		calls := h.member("dlq").callList()
 		require.Greater(t, len(calls), 3, "split into several records")
-		budget := membersOf(h.exp)[1].valueBudget(context.Background())
+		budget := membersOf(h.exp)[1].valueBudget(t.Context())
 		var parked []string
 		for _, c := range calls {
 			assert.LessOrEqual(t, encodedSize(t, c.data), budget, "each part fits one record")

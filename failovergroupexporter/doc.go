@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package failovergroupexporter implements the failover_group exporter: an
 // ordered group of member exporters, built from their own factories, each
 // behind a circuit breaker. A batch goes to the first member that admits it;
@@ -5,4 +8,4 @@
 // dead-letter metadata.
 //
 //go:generate mdatagen metadata.yaml
-package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+package failovergroupexporter

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 import (
@@ -165,7 +168,7 @@ func TestPermanentError(t *testing.T) {
 			h := newHarness(t, sig, twoMembers)
 			// The clickhouse exporter marks nothing permanent: the group
 			// classifies the server's exception code itself.
-			h.member("primary").always(fail(fmt.Errorf(`insert: [HTTP 500] response body: "Code: 53. DB::Exception: Type mismatch. (TYPE_MISMATCH)"`)))
+			h.member("primary").always(fail(errors.New(`insert: [HTTP 500] response body: "Code: 53. DB::Exception: Type mismatch. (TYPE_MISMATCH)"`)))
 			for i := range 10 {
 				require.NoError(t, h.send(fmt.Sprintf("bad-%d", i)))
 			}
@@ -227,7 +230,7 @@ func TestHungMember(t *testing.T) {
 			h.waitReady()
 			h.member("primary").always(hang())
 			for i := range 5 {
-				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 				callerDeadline, _ := ctx.Deadline()
 				err := h.sendCtx(ctx, fmt.Sprintf("c%d", i))
 				cancel()
@@ -303,7 +306,7 @@ members:
   - testmember/dlq:
 circuit_breaker: {failure_threshold: 1, open_duration: 1h, max_open_duration: 1h}
 `)
-		ctx := client.NewContext(context.Background(), client.Info{
+		ctx := client.NewContext(t.Context(), client.Info{
 			Metadata: client.NewMetadata(map[string][]string{"tenant": {"acme"}, "x-scope": {"a", "b"}}),
 		})
 		h.member("primary").always(fail(errRefused))
@@ -334,7 +337,7 @@ circuit_breaker: {failure_threshold: 1, open_duration: 1h, max_open_duration: 1h
 		assert.Len(t, d.md, 6)
 
 		// The primary's breaker is now open: the stamp says so.
-		require.NoError(t, h.sendCtx(context.Background(), "m2"))
+		require.NoError(t, h.sendCtx(t.Context(), "m2"))
 		s = h.member("second").callList()[1]
 		assert.Equal(t, []string{"transient:breaker_open"}, s.md[dlqmeta.KeyReason])
 		assert.Len(t, s.md, 4, "only the stamp when the caller had no metadata")
@@ -426,8 +429,8 @@ members:
       logs: {topic: my_logs_dlq}
 `)
 			topic := map[string]string{"traces": "my_spans_dlq", "metrics": "my_metrics_dlq", "logs": "my_logs_dlq"}[sig.name]
-			fromTopic := func(t string) context.Context {
-				return client.NewContext(context.Background(), client.Info{Metadata: client.NewMetadata(map[string][]string{"kafka.topic": {t}})})
+			fromTopic := func(name string) context.Context {
+				return client.NewContext(t.Context(), client.Info{Metadata: client.NewMetadata(map[string][]string{"kafka.topic": {name}})})
 			}
 			h.member("primary").always(fail(errRefused))
 			err := h.sendCtx(fromTopic(topic), "r")
@@ -497,7 +500,7 @@ member_start: {initial_interval: 10ms, max_interval: 20ms}
 // A caller whose context is already done: nothing is attempted.
 func TestCallerContextAlreadyDone(t *testing.T) {
 	h := newHarness(t, allSignals[0], twoMembers)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	err := h.sendCtx(ctx, "x")
 	require.ErrorContains(t, err, "members[0] testmember/primary: not tried: transient:canceled")
@@ -541,8 +544,8 @@ func TestStampCacheKeepsCallerInfo(t *testing.T) {
 	g := h.exp.(tracesGroup).group
 	last := miss{member: "testmember/primary", reason: "transient:breaker_open", stamps: &g.members[0].stamps}
 
-	bare1 := g.stamp(context.Background(), last, time.Now())
-	bare2 := g.stamp(context.Background(), last, time.Now())
+	bare1 := g.stamp(t.Context(), last, time.Now())
+	bare2 := g.stamp(t.Context(), last, time.Now())
 	for _, ctx := range []context.Context{bare1, bare2} {
 		md := client.FromContext(ctx).Metadata
 		assert.Equal(t, []string{"failover_group/ingest"}, md.Get(dlqmeta.KeyGroup))
@@ -550,19 +553,19 @@ func TestStampCacheKeepsCallerInfo(t *testing.T) {
 	}
 
 	addr := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 4317}
-	withAddr := g.stamp(client.NewContext(context.Background(), client.Info{Addr: addr}), last, time.Now())
+	withAddr := g.stamp(client.NewContext(t.Context(), client.Info{Addr: addr}), last, time.Now())
 	assert.Equal(t, addr, client.FromContext(withAddr).Addr, "the caller's address is kept")
 	assert.Equal(t, []string{"testmember/primary"}, client.FromContext(withAddr).Metadata.Get(dlqmeta.KeyFailedMember))
 
-	withMD := g.stamp(client.NewContext(context.Background(), client.Info{
+	withMD := g.stamp(client.NewContext(t.Context(), client.Info{
 		Metadata: client.NewMetadata(map[string][]string{"tenant": {"acme"}}),
 	}), last, time.Now())
 	assert.Equal(t, []string{"acme"}, client.FromContext(withMD).Metadata.Get("tenant"))
 
-	again := g.stamp(context.Background(), last, time.Now())
+	again := g.stamp(t.Context(), last, time.Now())
 	assert.Nil(t, client.FromContext(again).Addr, "a cached stamp never carries another caller's address")
 	assert.Empty(t, client.FromContext(again).Metadata.Get("tenant"))
 
-	other := g.stamp(context.Background(), miss{member: "testmember/primary", reason: "transient:timeout", stamps: last.stamps}, time.Now())
+	other := g.stamp(t.Context(), miss{member: "testmember/primary", reason: "transient:timeout", stamps: last.stamps}, time.Now())
 	assert.Equal(t, []string{"transient:timeout"}, client.FromContext(other).Metadata.Get(dlqmeta.KeyReason), "another reason is not served from the cache")
 }

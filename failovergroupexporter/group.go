@@ -1,7 +1,7 @@
 // Copyright The otelcol-failover Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+package failovergroupexporter
 
 import (
 	"context"
@@ -54,7 +54,8 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 	g.attrs = groupAttributes(g.idStr, sig.name)
 	g.groupAdd = []metric.AddOption{withAttrs(g.attrs)}
 	g.exhaustion = newExhaustionLog(set.Logger, g.now())
-	for i, mc := range cfg.Members {
+	for i := range cfg.Members {
+		mc := &cfg.Members[i]
 		m, err := g.newMember(ctx, set, i, mc)
 		if err != nil {
 			_ = g.Shutdown(ctx)

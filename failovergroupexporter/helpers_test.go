@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 import (
@@ -11,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otelfailover/otelcol-failover/failovergroupexporter/internal/metadatatest"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
@@ -26,6 +28,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/otelfailover/otelcol-failover/failovergroupexporter/internal/metadatatest"
 )
 
 // waitFor is the deadline of every require.Eventually in these tests.
@@ -72,8 +76,7 @@ var allSignals = []signalCase{
 			return c.(exporter.Traces).ConsumeTraces(ctx, makeTraces(ids...))
 		},
 		failedIDs: func(err error) ([]string, bool) {
-			var e consumererror.Traces
-			if errors.As(err, &e) {
+			if e, ok := errors.AsType[consumererror.Traces](err); ok {
 				return tracesIDs(e.Data()), true
 			}
 			return nil, false
@@ -88,8 +91,7 @@ var allSignals = []signalCase{
 			return c.(exporter.Metrics).ConsumeMetrics(ctx, makeMetrics(ids...))
 		},
 		failedIDs: func(err error) ([]string, bool) {
-			var e consumererror.Metrics
-			if errors.As(err, &e) {
+			if e, ok := errors.AsType[consumererror.Metrics](err); ok {
 				return metricsIDs(e.Data()), true
 			}
 			return nil, false
@@ -104,8 +106,7 @@ var allSignals = []signalCase{
 			return c.(exporter.Logs).ConsumeLogs(ctx, makeLogs(ids...))
 		},
 		failedIDs: func(err error) ([]string, bool) {
-			var e consumererror.Logs
-			if errors.As(err, &e) {
+			if e, ok := errors.AsType[consumererror.Logs](err); ok {
 				return logsIDs(e.Data()), true
 			}
 			return nil, false
@@ -161,7 +162,7 @@ func withClock() harnessOption { return func(h *harness) { h.clock = newFakeCloc
 // withRealKafka builds kafka members from the real kafka exporter.
 func withRealKafka() harnessOption { return func(h *harness) { h.realKafka = true } }
 
-// withMembers shares a member registry (to set behaviour before Create).
+// withMembers shares a member registry (to set behavior before Create).
 func withMembers(r *testMembers) harnessOption { return func(h *harness) { h.members = r } }
 
 func newHarness(t *testing.T, sig signalCase, doc string, opts ...harnessOption) *harness {
@@ -201,7 +202,7 @@ func newHarnessNoStart(t *testing.T, sig signalCase, doc string, opts ...harness
 	set.ID = groupID
 	set.Logger = zap.New(core)
 
-	exp, err := sig.create(context.Background(), h.factory, set, cfg)
+	exp, err := sig.create(t.Context(), h.factory, set, cfg)
 	require.NoError(t, err)
 	h.exp = exp
 	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
@@ -321,7 +322,8 @@ type memberView struct {
 func viewsOf[T any](g *group[T]) []memberView {
 	out := make([]memberView, 0, len(g.members))
 	for _, m := range g.members {
-		out = append(out, memberView{id: m.id, breaker: m.breaker, ready: func() bool { return m.ready.Load() != nil },
+		out = append(out, memberView{
+			id: m.id, breaker: m.breaker, ready: func() bool { return m.ready.Load() != nil },
 			settled: func() bool {
 				select {
 				case <-m.done:
@@ -329,7 +331,8 @@ func viewsOf[T any](g *group[T]) []memberView {
 				default:
 					return false
 				}
-			}, deadLetter: m.cfg.deadLetter, ownDeadline: func() bool { return m.ownDeadline }, valueBudget: m.valueBudget})
+			}, deadLetter: m.cfg.deadLetter, ownDeadline: func() bool { return m.ownDeadline }, valueBudget: m.valueBudget,
+		})
 	}
 	return out
 }
@@ -382,7 +385,7 @@ type statusHost struct {
 
 var _ componentstatus.Reporter = (*statusHost)(nil)
 
-func (h *statusHost) GetExtensions() map[component.ID]component.Component { return nil }
+func (*statusHost) GetExtensions() map[component.ID]component.Component { return nil }
 
 func (h *statusHost) Report(ev *componentstatus.Event) {
 	h.mu.Lock()
@@ -436,9 +439,7 @@ func closingListener(t *testing.T) (addr string, silent *atomic.Bool) {
 		conns []net.Conn
 		wg    sync.WaitGroup
 	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
@@ -452,7 +453,7 @@ func closingListener(t *testing.T) (addr string, silent *atomic.Bool) {
 			conns = append(conns, c)
 			mu.Unlock()
 		}
-	}()
+	})
 	t.Cleanup(func() {
 		_ = l.Close()
 		wg.Wait()

@@ -1,4 +1,7 @@
-package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package failovergroupexporter
 
 import (
 	"strings"

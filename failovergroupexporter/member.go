@@ -1,7 +1,7 @@
 // Copyright The otelcol-failover Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+package failovergroupexporter
 
 import (
 	"context"
@@ -37,7 +37,7 @@ type member[T any] struct {
 	logger         *zap.Logger
 	// stamps caches the DLQ stamp given to data after this member missed.
 	stamps  stampCache
-	stateMu sync.Mutex // serialises publishState
+	stateMu sync.Mutex // serializes publishState
 
 	// Supervision of the member's exporter (member_start.go).
 	settings exporter.Settings
@@ -86,7 +86,7 @@ type createFunc[T any] func(context.Context, exporter.Factory, exporter.Settings
 
 // newMember creates the member and its first exporter (no I/O: `validate`
 // creates every component too).
-func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index int, mc MemberConfig) (*member[T], error) {
+func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index int, mc *MemberConfig) (*member[T], error) {
 	logger := set.Logger.With(zap.String("member", mc.id.String()))
 	memberSet := exporter.Settings{
 		ID:                memberID(set.ID, mc.id),
@@ -95,7 +95,7 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index i
 	}
 	memberSet.Logger = logger.WithOptions(demoteExportFailures())
 	m := &member[T]{
-		cfg:            mc,
+		cfg:            *mc,
 		index:          index,
 		id:             mc.id,
 		name:           mc.id.String(),

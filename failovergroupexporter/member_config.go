@@ -1,10 +1,11 @@
 // Copyright The otelcol-failover Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+package failovergroupexporter
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -171,12 +172,7 @@ func splitMemberElement(elem map[string]any) (key string, body any, options map[
 }
 
 func isMemberOption(k string) bool {
-	for _, o := range memberOptions {
-		if k == o {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(memberOptions, k)
 }
 
 func (m *MemberConfig) setOptions(options map[string]any) error {

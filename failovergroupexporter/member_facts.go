@@ -1,7 +1,7 @@
 // Copyright The otelcol-failover Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+package failovergroupexporter
 
 import (
 	"time"
@@ -121,7 +121,7 @@ var typesWithOwnDeadline = map[component.Type]bool{
 // unless the user set them, so default members of those types qualify.
 // Anything else (otlp_http, whose timeout is its HTTP client's; debug;
 // file; custom members) gets the group's deadline.
-func ownsDeadline(mc MemberConfig, attemptTimeout time.Duration) bool {
+func ownsDeadline(mc *MemberConfig, attemptTimeout time.Duration) bool {
 	if mc.factory == nil || !typesWithOwnDeadline[mc.factory.Type()] {
 		return false
 	}

@@ -1,7 +1,7 @@
 // Copyright The otelcol-failover Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package failovergroupexporter // import "github.com/otelfailover/otelcol-failover/failovergroupexporter"
+package failovergroupexporter
 
 import (
 	"context"
@@ -39,7 +39,7 @@ func (m *member[T]) newExporter(ctx context.Context) (*memberExporter[T], error)
 // start launches the supervisor. It never blocks on the member's own Start.
 func (m *member[T]) start(host component.Host) {
 	m.waitUntil.Store(time.Now().Add(m.firstWait).UnixNano())
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background()) //nolint:gosec // G118: shutdown calls it
 	m.mu.Lock()
 	m.cancel = cancel
 	m.mu.Unlock()

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 import (
@@ -60,7 +63,7 @@ func TestMemberStartFailsThenRecovers(t *testing.T) {
 		assert.EqualValues(t, stateClosed, h.sum("failover_group_member_state", memberAttr("testmember/primary")))
 
 		// 13. Shutdown stops every instance once, failed ones included.
-		require.NoError(t, h.exp.Shutdown(context.Background()))
+		require.NoError(t, h.exp.Shutdown(t.Context()))
 		for _, in := range primary.instanceList() {
 			assert.EqualValues(t, 1, in.shutdowns.Load())
 		}
@@ -119,7 +122,7 @@ member_start: {timeout: 4s, initial_interval: 10ms, max_interval: 40ms}
 
 		// Later batches do not wait again for a start that hangs: a caller
 		// deadline shorter than attempt_timeout is not reached.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		require.NoError(t, h.sendCtx(ctx, "second"), "no second wait of attempt_timeout for a hung start")
 		assert.Equal(t, []string{"first", "second"}, h.member("dlq").receivedIDs())
@@ -142,7 +145,7 @@ func TestShutdownStopsEveryMemberOnce(t *testing.T) {
 		members.get("primary").failStart(errStartDown)
 		h := newHarness(t, allSignals[0], startFailsGroup, withMembers(members))
 		require.Eventually(t, func() bool { return len(members.get("primary").instanceList()) >= 2 }, waitFor, time.Millisecond)
-		require.NoError(t, h.exp.Shutdown(context.Background()))
+		require.NoError(t, h.exp.Shutdown(t.Context()))
 		n := len(members.get("primary").instanceList())
 		for _, in := range members.get("primary").instanceList() {
 			assert.EqualValues(t, 1, in.shutdowns.Load())
@@ -151,7 +154,7 @@ func TestShutdownStopsEveryMemberOnce(t *testing.T) {
 		// still running would create more instances).
 		assert.Never(t, func() bool { return len(members.get("primary").instanceList()) != n }, 150*time.Millisecond, 5*time.Millisecond)
 		// A second Shutdown (the harness cleanup) does not shut down again.
-		require.NoError(t, h.exp.Shutdown(context.Background()))
+		require.NoError(t, h.exp.Shutdown(t.Context()))
 		for _, in := range members.get("primary").instanceList() {
 			assert.EqualValues(t, 1, in.shutdowns.Load())
 		}
@@ -162,7 +165,7 @@ func TestShutdownStopsEveryMemberOnce(t *testing.T) {
 		primary.startIgnoreCtx.Store(true)
 		h := newHarness(t, allSignals[0], startFailsGroup, withMembers(members))
 		require.Eventually(t, func() bool { return primary.starts() == 1 }, waitFor, time.Millisecond)
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 		defer cancel()
 		// Shutdown returns while the member's Start is still stuck (it is
 		// released only afterwards): it is bounded by its own context.
@@ -194,7 +197,7 @@ func TestShutdownStopsEveryMemberOnce(t *testing.T) {
 		forEachSignal(t, func(t *testing.T, sig signalCase) {
 			members := &testMembers{}
 			h := newHarnessNoStart(t, sig, twoMembers, withMembers(members))
-			require.NoError(t, h.exp.Shutdown(context.Background()))
+			require.NoError(t, h.exp.Shutdown(t.Context()))
 			assert.Equal(t, 0, members.get("primary").starts())
 			assert.Equal(t, 1, members.get("primary").shutdowns())
 			assert.Equal(t, 1, members.get("dlq").shutdowns())

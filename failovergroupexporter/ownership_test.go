@@ -1,7 +1,9 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -75,24 +77,24 @@ func TestNoCopyOnHappyPath(t *testing.T) {
 	t.Run("traces", func(t *testing.T) {
 		h := newHarness(t, allSignals[0], "members: [{testmember/a: {}}, {testmember/b: {}}]")
 		td := makeTraces("x")
-		require.NoError(t, h.exp.(tracesGroup).ConsumeTraces(context.Background(), td))
-		assert.True(t, h.member("a").callList()[0].data.(ptrace.Traces) == td, "same batch, no copy")
+		require.NoError(t, h.exp.(tracesGroup).ConsumeTraces(t.Context(), td))
+		assert.Equal(t, h.member("a").callList()[0].data.(ptrace.Traces), td, "same batch, no copy")
 		h.member("a").always(fail(errRefused))
-		require.NoError(t, h.exp.(tracesGroup).ConsumeTraces(context.Background(), td))
-		assert.True(t, h.member("b").callList()[0].data.(ptrace.Traces) == td, "failover without a mutating member: no copy")
+		require.NoError(t, h.exp.(tracesGroup).ConsumeTraces(t.Context(), td))
+		assert.Equal(t, h.member("b").callList()[0].data.(ptrace.Traces), td, "failover without a mutating member: no copy")
 	})
 	t.Run("metrics", func(t *testing.T) {
 		h := newHarness(t, allSignals[1], "members: [{testmember/a: {mutates: true}}, {testmember/b: {}}]")
 		md := makeMetrics("x")
-		require.NoError(t, h.exp.(metricsGroup).ConsumeMetrics(context.Background(), md))
-		assert.False(t, h.member("a").callList()[0].data.(pmetric.Metrics) == md, "a mutating member with a next member gets a copy")
+		require.NoError(t, h.exp.(metricsGroup).ConsumeMetrics(t.Context(), md))
+		assert.NotEqual(t, h.member("a").callList()[0].data.(pmetric.Metrics), md, "a mutating member with a next member gets a copy")
 	})
 	t.Run("logs", func(t *testing.T) {
 		h := newHarness(t, allSignals[2], "members: [{testmember/a: {}}, {testmember/b: {mutates: true}}]")
 		h.member("a").always(fail(errRefused))
 		ld := makeLogs("x")
-		require.NoError(t, h.exp.(logsGroup).ConsumeLogs(context.Background(), ld))
-		assert.True(t, h.member("b").callList()[0].data.(plog.Logs) == ld, "the last member gets the batch itself")
+		require.NoError(t, h.exp.(logsGroup).ConsumeLogs(t.Context(), ld))
+		assert.Equal(t, h.member("b").callList()[0].data.(plog.Logs), ld, "the last member gets the batch itself")
 	})
 }
 
@@ -103,7 +105,7 @@ func TestHealthyPathAllocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation counting")
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	members := &protoMembers{}
 	f := NewFactoryWithMembers(members.factory())
 	cfg, err := decodeConfig(t, f, "members: [{protomember/primary: {}}, {protomember/secondary: {}}]")

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 import (
@@ -69,7 +72,7 @@ func TestRealClickHouseHangs(t *testing.T) {
 	h := newHarness(t, allSignals[0], clickhouseGroup(silentListener(t), false))
 	h.waitReady()
 	assert.True(t, h.exp.(tracesGroup).members[0].ownDeadline, "the exporter's own timeout is the attempt deadline")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	require.NoError(t, h.sendCtx(ctx, "slow"))
 	calls := h.member("dlq").callList()
@@ -112,7 +115,7 @@ circuit_breaker: {failure_threshold: 1, open_duration: 1h, max_open_duration: 1h
 				h.waitReady()
 				silent.Store(true)
 				require.True(t, membersOf(h.exp)[0].ownDeadline(), "%s is trusted to bound its calls", tc.member)
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 				defer cancel()
 				err := h.sendCtx(ctx, "x")
 				require.Error(t, err)
@@ -194,7 +197,7 @@ attempt_timeout: 300ms
 `, closedPort(t)))
 	h.waitReady()
 	assert.False(t, h.exp.(tracesGroup).members[0].ownDeadline, "own retries: the group's deadline is needed")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	began := time.Now()
 	require.NoError(t, h.sendCtx(ctx, "r"), "cut at attempt_timeout, long before max_elapsed_time (60s)")

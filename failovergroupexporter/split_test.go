@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,10 +57,8 @@ func splUniform(res, scopes, items, ctxPad, itemPad int) splShape {
 func (s splShape) withHuge(pad int, ids ...int) splShape {
 	base := s.itemPad
 	s.itemPad = func(id int) int {
-		for _, h := range ids {
-			if h == id {
-				return pad
-			}
+		if slices.Contains(ids, id) {
+			return pad
 		}
 		return base(id)
 	}
@@ -951,7 +950,9 @@ func splTableCases(itemPrefix string) []splCase {
 }
 
 func splRunTable[T any](t *testing.T, sig splSignal[T], gen func(splShape) T, itemPrefix string) {
-	for _, tc := range splTableCases(itemPrefix) {
+	cases := splTableCases(itemPrefix)
+	for i := range cases {
+		tc := &cases[i]
 		t.Run(tc.name, func(t *testing.T) {
 			total := sig.size(gen(tc.shape))
 			maxBytes := tc.maxBytes(total)
@@ -1017,7 +1018,7 @@ func TestSplitMetricsBySizeSplitsLargeMetric(t *testing.T) {
 			in := gen()
 			out := splSplitAndCheck(t, splMetrics, gen, 5_000)
 			require.Greater(t, len(out.parts), 1)
-			assert.True(t, out.oversize.ResourceMetrics().Len() == 0)
+			assert.Equal(t, 0, out.oversize.ResourceMetrics().Len())
 			want := splMetricFP(in.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0))
 			points := 0
 			for _, p := range out.parts {
@@ -1115,7 +1116,7 @@ func splRandomInvariants[T any](t *testing.T, sig splSignal[T], gen func(splShap
 	rng := rand.New(rand.NewPCG(seed, 1))
 	const cases = 300
 	boundChecked := 0
-	for i := 0; i < cases; i++ {
+	for i := range cases {
 		in := gen(splRandomShape(rng))
 		maxBytes := splRandomMax(rng, sig.size(in))
 		encoded := sig.marshal(in)
@@ -1137,7 +1138,7 @@ func splRandomInvariants[T any](t *testing.T, sig splSignal[T], gen func(splShap
 					}
 				}
 				if len(sig.items(out.oversize)) == 0 {
-					assert.Equal(t, sig.items(in), want)
+					assert.Equal(t, want, sig.items(in))
 				}
 			}
 
@@ -1272,11 +1273,11 @@ func TestMerge(t *testing.T) {
 
 	t.Run("single part is returned as is", func(t *testing.T) {
 		td := splGenTraces(s)
-		assert.True(t, mergeTraces([]ptrace.Traces{td}) == td)
+		assert.Equal(t, mergeTraces([]ptrace.Traces{td}), td)
 		ld := splGenLogs(s)
-		assert.True(t, mergeLogs([]plog.Logs{ld}) == ld)
+		assert.Equal(t, mergeLogs([]plog.Logs{ld}), ld)
 		md := splGenMetrics(s)
-		assert.True(t, mergeMetrics([]pmetric.Metrics{md}) == md)
+		assert.Equal(t, mergeMetrics([]pmetric.Metrics{md}), md)
 	})
 
 	t.Run("no parts", func(t *testing.T) {

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 import (
@@ -17,7 +20,7 @@ import (
 	"github.com/otelfailover/otelcol-failover/failovergroupexporter/internal/metadatatest"
 )
 
-func dp(v int64, attrs ...attribute.KeyValue) metricdata.DataPoint[int64] {
+func point(v int64, attrs ...attribute.KeyValue) metricdata.DataPoint[int64] {
 	return metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attrs...), Value: v}
 }
 
@@ -31,7 +34,7 @@ func TestTelemetryMetrics(t *testing.T) {
 		base := groupAttributes("failover_group/ingest", sig.name)
 		p, d := memberAttr("testmember/primary"), memberAttr("testmember/dlq")
 		dp := func(v int64, attrs ...attribute.KeyValue) metricdata.DataPoint[int64] {
-			return dp(v, append(append([]attribute.KeyValue{}, base...), attrs...)...)
+			return point(v, append(append([]attribute.KeyValue{}, base...), attrs...)...)
 		}
 		set := func(attrs ...attribute.KeyValue) attribute.Set {
 			return attribute.NewSet(append(append([]attribute.KeyValue{}, base...), attrs...)...)

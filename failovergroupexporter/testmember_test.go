@@ -1,8 +1,11 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package failovergroupexporter
 
 // This file holds a TEST DOUBLE: the `testmember` exporter factory. It is
 // registered with NewFactoryWithMembers in tests only. Each member's
-// behaviour per call is set by the test (success, transient error, permanent
+// behavior per call is set by the test (success, transient error, permanent
 // error, partial success with a given failed subset, block until the context
 // ends, mutate the batch), every call is recorded (item ids, client metadata,
 // deadline, the batch itself), and Start/Shutdown are counted per created
@@ -79,10 +82,10 @@ func hang() result                   { return result{block: true} }
 func partial(ids ...string) result   { return result{failIDs: ids} }
 func mutateAndFail(err error) result { return result{err: err, mutate: true} }
 
-// behaviour decides the result of each call.
-type behaviour func(ctx context.Context, ids []string) result
+// behavior decides the result of each call.
+type behavior func(ctx context.Context, ids []string) result
 
-func always(r result) behaviour { return func(context.Context, []string) result { return r } }
+func always(r result) behavior { return func(context.Context, []string) result { return r } }
 
 // testCall is one recorded call.
 type testCall struct {
@@ -111,13 +114,11 @@ func (r *testMembers) get(name string) *testMember {
 	m := r.members[name]
 	if m == nil {
 		m = &testMember{name: name}
-		m.behave.Store(ptr(always(succeed())))
+		m.behave.Store(new(always(succeed())))
 		r.members[name] = m
 	}
 	return m
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // factory builds testmember exporters. typ is usually testMemberType; a test
 // may register the double under another type (e.g. kafka) to check rules
@@ -150,9 +151,9 @@ func (r *testMembers) factory(typ component.Type) exporter.Factory {
 // testMember is the control and record of one configured member.
 type testMember struct {
 	name   string
-	behave atomic.Pointer[behaviour]
+	behave atomic.Pointer[behavior]
 
-	// Start behaviour: startErr makes Start fail; startHang makes it block
+	// Start behavior: startErr makes Start fail; startHang makes it block
 	// until its context ends; startIgnoreCtx makes it block until
 	// releaseStart is called, whatever its context says.
 	startErr       atomic.Pointer[error]
@@ -177,7 +178,7 @@ func (m *testMember) acceptedIDs() []string {
 	return slices.Clone(m.accepted)
 }
 
-func (m *testMember) set(b behaviour)   { m.behave.Store(&b) }
+func (m *testMember) set(b behavior)    { m.behave.Store(&b) }
 func (m *testMember) always(r result)   { m.set(always(r)) }
 func (m *testMember) failStart(e error) { m.startErr.Store(&e) }
 func (m *testMember) okStart()          { m.startErr.Store(nil) }
@@ -312,11 +313,9 @@ func (in *testInstance) consume(ctx context.Context, data any, ids []string, mut
 		mutate()
 	}
 	if r.mutateLater {
-		in.m.background.Add(1)
-		go func() {
-			defer in.m.background.Done()
+		in.m.background.Go(func() {
 			mutate()
-		}()
+		})
 	}
 	switch {
 	case r.block:

@@ -1,7 +1,7 @@
 // Copyright The otelcol-failover Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package loopguardconverter // import "github.com/otelfailover/otelcol-failover/loopguardconverter"
+package loopguardconverter
 
 import (
 	"cmp"

@@ -18,4 +18,4 @@
 //
 // It never changes the configuration. Shapes it does not understand are left
 // to the collector's own validation.
-package loopguardconverter // import "github.com/otelfailover/otelcol-failover/loopguardconverter"
+package loopguardconverter

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Command devclickhouse is a local ClickHouse for development and tests: the
 // ClickHouse engine of chDB (libchdb.so) behind the ClickHouse HTTP
 // interface, enough of it for clickhouse-go (and so the collector's

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Command devkafka is a local Kafka for development and tests: one broker
 // speaking the Kafka protocol, from franz-go's kfake.
 //

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package dlqmeta defines the client-metadata keys that the failover_group
 // exporter stamps on data it hands to a fallback (dead-letter) member, and that
 // the dlq_routing connector and the loop guard read back.
@@ -6,7 +9,7 @@
 // turns them into Kafka record headers, and the kafka receiver turns record
 // headers back into client metadata, so they survive the round trip through
 // the DLQ topic. Client metadata keys are lower case.
-package dlqmeta // import "github.com/otelfailover/otelcol-failover/internal/dlqmeta"
+package dlqmeta
 
 import (
 	"context"

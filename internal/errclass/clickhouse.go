@@ -1,4 +1,7 @@
-package errclass // import "github.com/otelfailover/otelcol-failover/internal/errclass"
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package errclass
 
 import (
 	"strconv"

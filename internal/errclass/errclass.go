@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package errclass decides whether an export error means "the destination is
 // unavailable, try elsewhere or later" (Transient) or "this data will never be
 // accepted" (Permanent).
@@ -8,7 +11,7 @@
 // poison pipelines). The contrib exporters rarely mark their errors: the
 // clickhouse exporter marks nothing permanent, so ClickHouse server exception
 // codes are read here.
-package errclass // import "github.com/otelfailover/otelcol-failover/internal/errclass"
+package errclass
 
 import (
 	"context"
@@ -94,7 +97,7 @@ func Classify(err error) Verdict {
 		// must be cut smaller, the destination is fine.
 		return Verdict{Class: Permanent, Reason: "too_large"}
 	case errors.Is(err, clickhouse.ErrAcquireConnTimeout):
-		// Every connection of the pool is busy (or none can be dialled)
+		// Every connection of the pool is busy (or none can be dialed)
 		// within dial_timeout: the server is slow or down.
 		return Verdict{Class: Transient, Reason: "clickhouse_acquire_conn_timeout"}
 	}
@@ -105,15 +108,13 @@ func Classify(err error) Verdict {
 	if st, ok := grpcStatus(err); ok {
 		return classifyGRPC(st.Code())
 	}
-	var netErr net.Error
-	if errors.As(err, &netErr) {
+	if netErr, ok := errors.AsType[net.Error](err); ok {
 		if netErr.Timeout() {
 			return Verdict{Class: Transient, Reason: "timeout"}
 		}
 		return Verdict{Class: Transient, Reason: "network"}
 	}
-	var ce *consumererror.Error
-	if errors.As(err, &ce) {
+	if ce, ok := errors.AsType[*consumererror.Error](err); ok {
 		// An OTLP status recorded with NewOTLPHTTPError/NewOTLPGRPCError
 		// (a gRPC status is mapped to HTTP as the OTLP spec says).
 		switch code := consumererror.ToHTTPStatus(ce); code {
@@ -176,8 +177,7 @@ func classifyGRPC(code codes.Code) Verdict {
 var exceptionCode = regexp.MustCompile(`\bCode: (\d+)\. DB::Exception`)
 
 func clickHouseCode(err error) (int32, bool) {
-	var ex *chproto.Exception
-	if errors.As(err, &ex) {
+	if ex, ok := errors.AsType[*chproto.Exception](err); ok {
 		return ex.Code, true
 	}
 	m := exceptionCode.FindStringSubmatch(err.Error())

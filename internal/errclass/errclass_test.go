@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package errclass
 
 import (
@@ -183,6 +186,6 @@ func realReadTimeout(t *testing.T) error {
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Millisecond)))
 	_, err = c.Read(make([]byte, 1))
 	require.Error(t, err)
-	require.False(t, errors.Is(err, context.DeadlineExceeded))
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
 	return err
 }

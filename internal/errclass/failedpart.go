@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package errclass
 
 import "errors"
@@ -10,8 +13,7 @@ func FailedPart[E interface {
 	error
 	Data() D
 }, D any](err error) (D, bool) {
-	var e E
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[E](err); ok {
 		return e.Data(), true
 	}
 	var zero D

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -71,7 +74,7 @@ func TestReportKeepsSectionsNotRun(t *testing.T) {
 	}
 	r.set(&section{name: "outage", body: "outage body\n", rows: []string{"| outage | row |"}})
 	r.set(&section{name: "healthy", body: "old healthy\n", rows: []string{"| healthy | old |"}})
-	if err := r.write(path, b); err != nil {
+	if err = r.write(path, b); err != nil {
 		t.Fatal(err)
 	}
 	r, err = loadReport(path)
@@ -79,7 +82,7 @@ func TestReportKeepsSectionsNotRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.set(&section{name: "healthy", body: "new healthy\n", rows: []string{"| healthy | new |"}})
-	if err := r.write(path, b); err != nil {
+	if err = r.write(path, b); err != nil {
 		t.Fatal(err)
 	}
 	out, err := os.ReadFile(path)

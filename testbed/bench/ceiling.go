@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -49,9 +52,9 @@ func (b *bench) ceiling() (*section, error) {
 	cfg.Endpoint = s.ch.Endpoint()
 	cfg.Database = "otel"
 	cfg.QueueSettings = configoptional.None[exporterhelper.QueueBatchConfig]()
-	cfg.BackOffConfig.Enabled = false
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	cfg.Enabled = false
+	if verr := cfg.Validate(); verr != nil {
+		return nil, verr
 	}
 	exp, err := f.CreateTraces(b.ctx, exportertest.NewNopSettings(f.Type()), cfg)
 	if err != nil {
@@ -84,10 +87,8 @@ func (b *bench) ceiling() (*section, error) {
 		var wg sync.WaitGroup
 		start := time.Now()
 		deadline := start.Add(2 * b.opts.duration)
-		for w := 0; w < conc; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+		for range conc {
+			wg.Go(func() {
 				td := loadgen.NewTracesWithAttributes(run, ceilingBatch, b.opts.attributes)
 				for time.Now().Before(deadline) && b.ctx.Err() == nil {
 					n := next.Add(1) - 1
@@ -97,7 +98,7 @@ func (b *bench) ceiling() (*section, error) {
 						return
 					}
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		elapsed := time.Since(start)

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -45,9 +48,7 @@ func recordStates(col *stack.Collector, members ...string) *stateRecorder {
 	for _, m := range members {
 		r.last[m] = -1
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
+	r.wg.Go(func() {
 		t := time.NewTicker(statePollPeriod)
 		defer t.Stop()
 		for {
@@ -72,7 +73,7 @@ func recordStates(col *stack.Collector, members ...string) *stateRecorder {
 			case <-t.C:
 			}
 		}
-	}()
+	})
 	return r
 }
 
@@ -114,55 +115,55 @@ func (b *bench) failover() (*section, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer col.Stop(60 * time.Second)
+	defer func() { _ = col.Stop(60 * time.Second) }()
 
 	const warm, after = 10 * time.Second, 20 * time.Second
 	loadDone := b.steadyLoad(col, name, o.outageRate, warm+o.failoverOutage+after)
-	if err := stack.Sleep(b.ctx, warm); err != nil {
-		return nil, err
+	if serr := stack.Sleep(b.ctx, warm); serr != nil {
+		return nil, serr
 	}
 	rec := recordStates(col, groupLive, "kafka/dlq", "clickhouse/replay")
 	defer rec.stop()
-	if _, distinct, err := s.counts(b.ctx, name); err != nil || distinct == 0 {
-		return nil, fmt.Errorf("nothing reached ClickHouse during the warm-up (%d ids, %v)", distinct, err)
+	if _, warmed, cerr := s.counts(b.ctx, name); cerr != nil || warmed == 0 {
+		return nil, fmt.Errorf("nothing reached ClickHouse during the warm-up (%d ids, %w)", warmed, cerr)
 	}
-	dlq0, err := s.endOffsets(b.ctx, dlqTopic)
+	dlq0, err := s.endOffsets(b.ctx)
 	if err != nil {
 		return nil, err
 	}
 
 	t0 := time.Now()
-	if err := s.ch.Stop(30 * time.Second); err != nil {
-		return nil, err
+	if serr := s.ch.Stop(30 * time.Second); serr != nil {
+		return nil, serr
 	}
 	tExited := time.Now()
 	var tFirst time.Time
 	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 	err = stack.WaitFor(ctx, 10*time.Millisecond, func() (bool, error) {
-		n, err := s.endOffsets(ctx, dlqTopic)
+		n, werr := s.endOffsets(ctx)
 		tFirst = time.Now()
-		return err == nil && n > dlq0, err
+		return werr == nil && n > dlq0, werr
 	})
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("no batch reached the DLQ within a minute of ClickHouse stopping: %w", err)
 	}
 	logf("failover: first batch in the DLQ %v after ClickHouse was told to stop (it exited after %v)", tFirst.Sub(t0).Round(time.Millisecond), tExited.Sub(t0).Round(time.Millisecond))
-	if err := stack.Sleep(b.ctx, time.Until(t0.Add(o.failoverOutage))); err != nil {
-		return nil, err
+	if serr := stack.Sleep(b.ctx, time.Until(t0.Add(o.failoverOutage))); serr != nil {
+		return nil, serr
 	}
 	stateAtStart, _ := memberState(col, groupLive)
 	t1 := time.Now()
-	if _, err := s.ch.Start(60 * time.Second); err != nil {
+	if _, err = s.ch.Start(60 * time.Second); err != nil {
 		return nil, err
 	}
 	tReady := time.Now()
 	var tBack time.Time
 	ctx, cancel = context.WithTimeout(b.ctx, 3*time.Minute)
 	err = stack.WaitFor(ctx, statePollPeriod, func() (bool, error) {
-		st, err := memberState(col, groupLive)
+		st, werr := memberState(col, groupLive)
 		tBack = time.Now()
-		return err == nil && st == stateClosed, err
+		return werr == nil && st == stateClosed, werr
 	})
 	cancel()
 	if err != nil {
@@ -175,13 +176,13 @@ func (b *bench) failover() (*section, error) {
 	var tDrained time.Time
 	ctx, cancel = context.WithTimeout(b.ctx, 5*time.Minute)
 	err = stack.WaitFor(ctx, 200*time.Millisecond, func() (bool, error) {
-		var err error
-		if dlqEnd, err = s.endOffsets(ctx, dlqTopic); err != nil {
-			return false, err
+		var werr error
+		if dlqEnd, werr = s.endOffsets(ctx); werr != nil {
+			return false, werr
 		}
-		committed, err = s.committed(ctx, replayGroup, dlqTopic)
+		committed, werr = s.committed(ctx, replayGroup, dlqTopic)
 		tDrained = time.Now()
-		return err == nil && committed >= dlqEnd, err
+		return werr == nil && committed >= dlqEnd, werr
 	})
 	cancel()
 	drained := err == nil
@@ -194,9 +195,9 @@ func (b *bench) failover() (*section, error) {
 	var rows, distinct int64
 	ctx, cancel = context.WithTimeout(b.ctx, 5*time.Minute)
 	err = stack.WaitFor(ctx, 500*time.Millisecond, func() (bool, error) {
-		var err error
-		rows, distinct, err = s.counts(ctx, name)
-		return err == nil && distinct >= accepted, err
+		var werr error
+		rows, distinct, werr = s.counts(ctx, name)
+		return werr == nil && distinct >= accepted, werr
 	})
 	cancel()
 	allIn := err == nil

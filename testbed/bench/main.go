@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bench loads the real bin/otelcol-failover on loopback, next to the
 // same collector with a plain exporter instead of the failover group, and
 // writes what it measured to BENCHMARKS.md. `make bench` builds what it needs
@@ -71,7 +74,7 @@ func main() {
 	flag.Float64Var(&o.outageRate, "outage-rate", 200, "spans/s of the steady load in the failover and outage scenarios")
 	vars := flag.String("variants", "", "comma-separated variant keys to keep in the healthy and down scenarios (for investigations; default: all)")
 	flag.Parse()
-	for _, s := range strings.Split(*scen, ",") {
+	for s := range strings.SplitSeq(*scen, ",") {
 		s = strings.TrimSpace(s)
 		if s == "" {
 			continue
@@ -82,7 +85,7 @@ func main() {
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
-	for _, v := range strings.Split(*vars, ",") {
+	for v := range strings.SplitSeq(*vars, ",") {
 		if v = strings.TrimSpace(v); v != "" {
 			o.variants = append(o.variants, v)
 		}
@@ -100,7 +103,7 @@ func run(o options) error {
 		return err
 	}
 	for _, b := range []string{"otelcol-failover", "devclickhouse", "devkafka"} {
-		if _, err := os.Stat(filepath.Join(root, "bin", b)); err != nil {
+		if _, err = os.Stat(filepath.Join(root, "bin", b)); err != nil {
 			return fmt.Errorf("bin/%s not found: run `make build devservers` (make bench does)", b)
 		}
 	}
@@ -158,7 +161,7 @@ func run(o options) error {
 			}
 			logf("scenario %s failed: %v", s, err)
 			failed = append(failed, s)
-			sec = &section{name: s, body: fmt.Sprintf("Scenario `%s` failed on %s: %v\n", s, time.Now().Format("2006-01-02 15:04"), err)}
+			sec = &section{name: s, body: fmt.Sprintf("Scenario %#q failed on %s: %v\n", s, time.Now().Format("2006-01-02 15:04"), err)}
 		}
 		logf("scenario %s took %v", s, time.Since(began).Round(time.Second))
 		rep.set(sec)

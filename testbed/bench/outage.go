@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -53,8 +56,8 @@ func (b *bench) outage() (*section, error) {
 		return nil, err
 	}
 	defer s.close()
-	if err := checkSamePipeline(b.root, chDefault.Config); err != nil {
-		return nil, err
+	if cerr := checkSamePipeline(b.root, chDefault.Config); cerr != nil {
+		return nil, cerr
 	}
 	plain := chDefault
 	plain.Key = "plain"
@@ -70,7 +73,7 @@ func (b *bench) outage() (*section, error) {
 		if sd.col, err = b.collector(s, sd.v, sd.run); err != nil {
 			return nil, err
 		}
-		defer sd.col.Stop(60 * time.Second)
+		defer func() { _ = sd.col.Stop(60 * time.Second) }()
 	}
 	// One minute of normal operation, then the outage; the load stops when
 	// ClickHouse comes back, so that whatever arrives afterwards is recovered
@@ -126,7 +129,7 @@ func (b *bench) outage() (*section, error) {
 		sd.hwmAtEnd = mib(sd.meter.last.HWM)
 		if sd.isGroup {
 			sd.dlqSpansAtEnd, _ = delivered(sd.col, "kafka/ingest.dlq")
-			sd.dlqRecordsAtEnd, _ = s.endOffsets(b.ctx, dlqTopic)
+			sd.dlqRecordsAtEnd, _ = s.endOffsets(b.ctx)
 			continue
 		}
 		sd.queueAtEnd, _ = sd.col.Metric("otelcol_exporter_queue_size", "exporter=clickhouse")
@@ -216,7 +219,7 @@ func (b *bench) outage() (*section, error) {
 		fmt.Fprintln(&w)
 	}
 	offered := int64(o.outageRate * total.Seconds())
-	row("spans the client had to send (rate × time)", func(sd *outageSide) string { return thousands(offered) })
+	row("spans the client had to send (rate × time)", func(*outageSide) string { return thousands(offered) })
 	row("could not even be sent (the client's connections were stuck retrying refused requests)", func(sd *outageSide) string { return thousands(max(0, offered-sd.sent())) })
 	row("spans the client sent", func(sd *outageSide) string { return thousands(sd.sent()) })
 	row("refused to the client (after 2 min of retries)", func(sd *outageSide) string { return thousands(sd.refused()) })
@@ -231,7 +234,7 @@ func (b *bench) outage() (*section, error) {
 		if sd.isGroup {
 			return fmt.Sprintf("nothing in memory; %s spans parked in Kafka (%s records)", thousands(sd.dlqSpansAtEnd), thousands(sd.dlqRecordsAtEnd))
 		}
-		return fmt.Sprintf("%s requests in the in-memory queue", f0(sd.queueAtEnd))
+		return f0(sd.queueAtEnd) + " requests in the in-memory queue"
 	})
 	row("dropped by the exporter after its retry budget (`otelcol_exporter_send_failed_spans`): at the end of the outage / final", func(sd *outageSide) string {
 		if sd.isGroup {
@@ -265,7 +268,7 @@ Interpretation:
 - `+"`plain`"+` has the same pipeline as the group, so its queue holds requests as the client sent them (%d spans): its 1000 requests fill in %s of outage, then it refuses data: the client's connections get stuck retrying refused requests, %s spans could not even be sent, %s were refused for good after 2 min of retries, %s lost after being accepted. Whatever the client does with what it cannot send (an SDK drops it when its own buffer is full), none of it reaches ClickHouse.
 `, thousands(g.lost()), thousands(g.refused()), secs(g.settled), breakerMax, thousands(g.dlqRecordsAtEnd), thousands(g.dlqSpansAtEnd),
 		f0(pb.rssAtEnd), f0(g.rssAtEnd), thousands(pb.lost()),
-		steadyBatch, (time.Duration(float64(time.Second) * 1000 * steadyBatch / o.outageRate)).Round(time.Second), thousands(max(0, offered-p.sent())), thousands(p.refused()), thousands(p.lost()))
+		steadyBatch, time.Duration(float64(time.Second)*1000*steadyBatch/o.outageRate).Round(time.Second), thousands(max(0, offered-p.sent())), thousands(p.refused()), thousands(p.lost()))
 	rowsOut := []string{fmt.Sprintf("| outage | %v outage at %s spans/s: group vs plain exporter (with and without batch processor) | group loses 0 | lost after acceptance: group %s, plain %s (+%s refused or never sent), plain-batch %s; RSS at the end %s / %s / %s MiB | %s |",
 		o.outage, f0(o.outageRate), thousands(g.lost()), thousands(p.lost()), thousands(p.refused()+max(0, offered-p.sent())), thousands(pb.lost()),
 		f0(g.rssAtEnd), f0(p.rssAtEnd), f0(pb.rssAtEnd), verdict(g.lost() == 0 && g.refused() == 0))}

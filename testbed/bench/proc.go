@@ -1,8 +1,12 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,7 +31,7 @@ type procSample struct {
 func readProc(pid int) (procSample, error) {
 	var s procSample
 	if pid <= 0 {
-		return s, fmt.Errorf("no such process")
+		return s, errors.New("no such process")
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -50,7 +54,7 @@ func readProc(pid int) (procSample, error) {
 func parseStatCPU(stat []byte) (time.Duration, error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("malformed stat")
+		return 0, errors.New("malformed stat")
 	}
 	f := strings.Fields(string(stat[i+1:]))
 	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
@@ -166,7 +170,7 @@ type machine struct {
 func describeMachine() machine {
 	m := machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
+		for line := range strings.SplitSeq(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
 				m.CPUModel = strings.TrimSpace(v)
 				break
@@ -174,7 +178,7 @@ func describeMachine() machine {
 		}
 	}
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
+		for line := range strings.SplitSeq(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && k == "MemTotal" {
 				m.MemTotal = parseKB(v)
 			}

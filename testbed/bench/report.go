@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -6,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -47,7 +51,7 @@ func loadReport(path string) (*report, error) {
 		}
 		sec := &section{name: name, body: strings.Trim(body, "\n") + "\n"}
 		if rows, ok := between(text, marker("rows", name, "begin"), marker("rows", name, "end")); ok {
-			for _, l := range strings.Split(strings.Trim(rows, "\n"), "\n") {
+			for l := range strings.SplitSeq(strings.Trim(rows, "\n"), "\n") {
 				if strings.TrimSpace(l) != "" {
 					sec.rows = append(sec.rows, l)
 				}
@@ -59,16 +63,16 @@ func loadReport(path string) (*report, error) {
 }
 
 func between(text, begin, end string) (string, bool) {
-	i := strings.Index(text, begin)
-	if i < 0 {
+	_, after, ok := strings.Cut(text, begin)
+	if !ok {
 		return "", false
 	}
-	rest := text[i+len(begin):]
-	j := strings.Index(rest, end)
-	if j < 0 {
+	rest := after
+	before0, _, ok0 := strings.Cut(rest, end)
+	if !ok0 {
 		return "", false
 	}
-	return rest[:j], true
+	return before0, true
 }
 
 func (r *report) set(s *section) { r.sections[s.name] = s }
@@ -156,14 +160,14 @@ scenarios not run are kept as they were (`+"`-scenarios=`"+` only rewrites this 
 		fmt.Fprintln(&w, marker("section", name, "end"))
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, []byte(w.String()), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(w.String()), 0o644); err != nil { //nolint:gosec // G306: BENCHMARKS.md is a document of the repository, readable by all
 		return err
 	}
 	return os.Rename(tmp, path)
 }
 
 // header is the first lines of every section: when, how, how busy.
-func (b *bench) header(w *strings.Builder, began time.Time, loadBefore string) {
+func (*bench) header(w *strings.Builder, began time.Time, loadBefore string) {
 	fmt.Fprintf(w, "Measured %s to %s with `%s`.  \n", began.Format("2006-01-02 15:04"), time.Now().Format("15:04 MST"), commandLine())
 	fmt.Fprintf(w, "Machine load before: `%s`; after: `%s`.\n\n", loadBefore, uptime())
 }
@@ -208,7 +212,7 @@ func thousands(n int64) string {
 	if neg {
 		n = -n
 	}
-	s := fmt.Sprint(n)
+	s := strconv.FormatInt(n, 10)
 	var out []byte
 	for i := range s {
 		if i > 0 && (len(s)-i)%3 == 0 {

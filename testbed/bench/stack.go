@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -47,7 +50,7 @@ func (b *bench) newSite(name string, withKafka bool) (*site, error) {
 	if s.ch, err = stack.NewClickHouse(b.root, s.dir); err != nil {
 		return nil, err
 	}
-	if _, err := s.ch.Start(60 * time.Second); err != nil {
+	if _, err = s.ch.Start(60 * time.Second); err != nil {
 		return nil, err
 	}
 	if withKafka {
@@ -55,7 +58,7 @@ func (b *bench) newSite(name string, withKafka bool) (*site, error) {
 			s.close()
 			return nil, err
 		}
-		if _, err := s.kafka.Start(30 * time.Second); err != nil {
+		if _, err = s.kafka.Start(30 * time.Second); err != nil {
 			s.close()
 			return nil, err
 		}
@@ -81,8 +84,8 @@ func (s *site) close() {
 }
 
 // endOffsets and committed poll with the site's one long-lived admin client.
-func (s *site) endOffsets(ctx context.Context, topic string) (int64, error) {
-	return stack.EndOffsets(ctx, s.admin, topic)
+func (s *site) endOffsets(ctx context.Context) (int64, error) {
+	return stack.EndOffsets(ctx, s.admin, dlqTopic)
 }
 
 func (s *site) committed(ctx context.Context, group, topic string) (int64, error) {

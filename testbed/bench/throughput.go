@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -151,9 +154,10 @@ func (b *bench) throughput(s *site, p plan, vs []variant, pairs []pair) (*sectio
 			}
 		}
 		var keepPairs []pair
-		for _, pr := range pairs {
+		for i := range pairs {
+			pr := &pairs[i]
 			if slices.Contains(o.variants, pr.num.Key) && slices.Contains(o.variants, pr.den.Key) {
-				keepPairs = append(keepPairs, pr)
+				keepPairs = append(keepPairs, *pr)
 			}
 		}
 		if len(keep) == 0 {
@@ -264,7 +268,7 @@ func order(cs []*contender, round int) []*contender {
 	return out
 }
 
-func (b *bench) sinkPid(s *site, p plan) int {
+func (*bench) sinkPid(s *site, p plan) int {
 	if p.sinkCH {
 		return s.ch.Pid()
 	}
@@ -282,7 +286,7 @@ func (b *bench) warmUp(col *stack.Collector, v variant, name string) error {
 	o.Batches, o.BatchSize, o.Workers = 10, b.opts.batch, 2
 	res := loadgen.Run(b.ctx, o)
 	if res.Rejected.Load() > 0 {
-		return fmt.Errorf("warm-up: %d batches rejected: %v", res.Rejected.Load(), res.FirstError)
+		return fmt.Errorf("warm-up: %d batches rejected: %w", res.Rejected.Load(), res.FirstError)
 	}
 	exp := v.Exporter
 	if v.ClickHouseDown {
@@ -319,7 +323,7 @@ func (b *bench) openBreaker(s *site, c *contender) error {
 			break
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("the breaker of %s did not open within 2 minutes of ClickHouse stopping (state %d, %v)", groupLive, st, err)
+			return fmt.Errorf("the breaker of %s did not open within 2 minutes of ClickHouse stopping (state %d, %w)", groupLive, st, err)
 		}
 	}
 	if _, err := b.waitDelivered(c.col, c.v.Exporter, base+sent, 100*time.Millisecond, time.Minute); err != nil {
@@ -339,7 +343,7 @@ func (b *bench) pilot(c *contender) (float64, error) {
 	o.BatchSize, o.Workers, o.Duration = b.opts.batch, b.opts.workers, min(b.opts.duration, 5*time.Second)
 	res := loadgen.Run(b.ctx, o)
 	if res.Rejected.Load() > 0 {
-		return 0, fmt.Errorf("%d batches rejected: %v", res.Rejected.Load(), res.FirstError)
+		return 0, fmt.Errorf("%d batches rejected: %w", res.Rejected.Load(), res.FirstError)
 	}
 	if _, err := b.waitDelivered(c.col, c.v.Exporter, base+res.TotalItems(), 50*time.Millisecond, 2*time.Minute); err != nil {
 		return 0, err
@@ -347,7 +351,7 @@ func (b *bench) pilot(c *contender) (float64, error) {
 	return float64(res.TotalItems()) / res.Elapsed.Seconds(), b.ctx.Err()
 }
 
-func (b *bench) sliceRun(p plan, c *contender, phase string, round int) string {
+func (*bench) sliceRun(p plan, c *contender, phase string, round int) string {
 	return fmt.Sprintf("bench-%s-%s-%s-r%d", p.scenario, c.v.Key, phase, round)
 }
 
@@ -454,7 +458,7 @@ func medianOf[T any](xs []T, f func(T) float64) stats {
 }
 
 // ratios of a pair, round by round.
-func ratios(pr pair, cs []*contender, f func(n, d *contender, round int) float64) []float64 {
+func ratios(pr *pair, cs []*contender, f func(n, d *contender, round int) float64) []float64 {
 	var num, den *contender
 	for _, c := range cs {
 		switch c.v.Key {
@@ -486,7 +490,7 @@ func totalRate(c *contender) float64 {
 }
 
 // totalsRatio is the pair's throughput ratio over all rounds at once.
-func totalsRatio(pr pair, cs []*contender) float64 {
+func totalsRatio(pr *pair, cs []*contender) float64 {
 	var n, d *contender
 	for _, c := range cs {
 		switch c.v.Key {
@@ -546,7 +550,8 @@ func (b *bench) throughputSection(p plan, cs []*contender, pairs []pair, began t
 	var rows []string
 	fmt.Fprintf(&w, "\n### Ratios (within each round, then median and range over rounds)\n\n")
 	fmt.Fprintf(&w, "| comparison | throughput ratio, median of rounds (range) | throughput ratio of totals | collector CPU/span ratio, fixed rate | collector CPU/span ratio, saturation | RSS at fixed rate, MiB | peak RSS (VmHWM), MiB | goal |\n|---|---|---|---|---|---|---|---|\n")
-	for _, pr := range pairs {
+	for i := range pairs {
+		pr := &pairs[i]
 		ts := summarize(ratios(pr, cs, thrRatio))
 		cr := summarize(ratios(pr, cs, cpuRateRatio))
 		csat := summarize(ratios(pr, cs, cpuSatRatio))
@@ -563,7 +568,7 @@ func (b *bench) throughputSection(p plan, cs []*contender, pairs []pair, began t
 		if pr.goal {
 			goalCell, verdictCell = "throughput ratio ≥ 0.97", verdict(ts.med >= 0.97)
 		}
-		rows = append(rows, fmt.Sprintf("| %s | `%s` / `%s` | %s | throughput ratio %s (of totals %s); collector CPU/span ×%s | %s |",
+		rows = append(rows, fmt.Sprintf("| %s | %#q / %#q | %s | throughput ratio %s (of totals %s); collector CPU/span ×%s | %s |",
 			p.scenario, pr.num.Key, pr.den.Key, goalCell, ts, f3(totalsRatio(pr, cs)), f2(cr.med), verdictCell))
 	}
 	fmt.Fprintf(&w, "\nA CPU/span ratio above 1 means the first variant costs the collector more per span.\n")
@@ -582,7 +587,7 @@ func (b *bench) throughputSection(p plan, cs []*contender, pairs []pair, began t
 		for _, r := range c.sat {
 			rejected += r.rejected
 		}
-		check := fmt.Sprintf("%s spans delivered = accepted", thousands(c.delivered))
+		check := thousands(c.delivered) + " spans delivered = accepted"
 		if p.sinkCH {
 			check = fmt.Sprintf("%s of %s ids in ClickHouse", thousands(c.checked-c.lost), thousands(c.checked))
 		}
@@ -605,7 +610,8 @@ func (b *bench) throughputSection(p plan, cs []*contender, pairs []pair, began t
 	}
 
 	fmt.Fprintf(&w, "\n### Round by round\n\n| round |")
-	for _, pr := range pairs {
+	for i := range pairs {
+		pr := &pairs[i]
 		fmt.Fprintf(&w, " `%s` / `%s` throughput | CPU/span (fixed rate) |", pr.num.Key, pr.den.Key)
 	}
 	fmt.Fprintf(&w, " load average at the round's first saturation slice |\n|---|")
@@ -615,7 +621,8 @@ func (b *bench) throughputSection(p plan, cs []*contender, pairs []pair, began t
 	fmt.Fprintf(&w, "---|\n")
 	for round := 1; round <= o.rounds; round++ {
 		fmt.Fprintf(&w, "| %d |", round)
-		for _, pr := range pairs {
+		for i := range pairs {
+			pr := &pairs[i]
 			t := ratios(pr, cs, thrRatio)
 			c := ratios(pr, cs, cpuRateRatio)
 			if round <= len(t) {
@@ -673,7 +680,8 @@ func (b *bench) interpretThroughput(p plan, cs []*contender, pairs []pair) strin
 	} else {
 		fmt.Fprintf(&w, " devkafka takes batches far faster than devclickhouse, so here the machine's CPU is the limit and the throughput ratio does compare the collectors' own cost.\n")
 	}
-	for _, pr := range pairs {
+	for i := range pairs {
+		pr := &pairs[i]
 		ts := summarize(ratios(pr, cs, thrRatio))
 		cr := summarize(ratios(pr, cs, cpuRateRatio))
 		fmt.Fprintf(&w, "- `%s` / `%s`: throughput ratio %s (range %s–%s; of totals %s), collector CPU per span at the fixed rate ×%s (range %s–%s).",

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Command demo is `make demo`: the product's promise in under three minutes
 // on this machine. It starts a local ClickHouse engine (bin/devclickhouse), a
 // local Kafka (bin/devkafka) and the collector with the reference

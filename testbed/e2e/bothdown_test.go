@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package e2e
 
 import (
@@ -28,7 +31,7 @@ func (e *env) stopBoth() {
 // data that is then dropped. After both come back, the client's resend lands.
 func TestBothDownClientReceivesErrors(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	ctx := context.Background()
+	ctx := t.Context()
 	// Few batches: with Kafka down each attempt on kafka/dlq waits for
 	// attempt_timeout before the client gets its error.
 	const batches, size = 2, 50
@@ -102,7 +105,7 @@ func TestBothDownPersistentQueueSurvivesRestart(t *testing.T) {
 		config:       "testbed/e2e/testdata/persistent-queue.yaml",
 		collectorEnv: []string{"QUEUE_DIR=" + queueDir},
 	})
-	ctx := context.Background()
+	ctx := t.Context()
 	const batches, size = 10, 50
 	e.warmUp()
 	e.stopBoth()
@@ -120,11 +123,11 @@ func TestBothDownPersistentQueueSurvivesRestart(t *testing.T) {
 	queued("before the crash")
 
 	// Mid-outage: a crash, and a restart while both are still down.
-	stack.Sleep(ctx, time.Until(down.Add(outage/2)))
+	_ = stack.Sleep(ctx, time.Until(down.Add(outage/2)))
 	e.col.Kill()
 	e.startCollector()
 	queued("after the crash")
-	stack.Sleep(ctx, time.Until(down.Add(outage)))
+	_ = stack.Sleep(ctx, time.Until(down.Add(outage)))
 	if n := strings.Count(e.collectorLog(), "Dropping data"); n > 0 {
 		t.Errorf("the collector dropped queued data %d times during the outage", n)
 	}

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package e2e
 
 import (
@@ -15,10 +18,10 @@ func TestHealthyClickHouseNothingParked(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.waitLiveStarted()
 	const batches, size = 20, 100
-	res := e.load(context.Background(), batches, size, 0)
+	res := e.load(t.Context(), batches, size, 0)
 	requireAccepted(t, res, batches)
 	e.requireAllInClickHouse(batches*size, 60*time.Second)
-	for topic, n := range e.dlqRecords(context.Background()) {
+	for topic, n := range e.dlqRecords(t.Context()) {
 		if n != 0 {
 			t.Errorf("DLQ topic %s has %d records while ClickHouse was healthy", topic, n)
 		}
@@ -31,10 +34,10 @@ func TestHealthyClickHouseNothingParked(t *testing.T) {
 func TestOutageFailoverAndReplay(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	const batches, size = 60, 50
-	ctx := context.Background()
+	ctx := t.Context()
 
 	done := make(chan struct{})
-	var res = make(chan struct{ accepted, rejected int64 }, 1)
+	res := make(chan struct{ accepted, rejected int64 }, 1)
 	go func() {
 		defer close(done)
 		r := e.load(ctx, batches, size, 15) // 15 batches/s over all signals: ~12 s

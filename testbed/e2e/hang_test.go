@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package e2e
 
 import (
@@ -19,7 +22,7 @@ func TestHungClickHouseFailsOverWithinAttemptTimeout(t *testing.T) {
 	e.waitLiveStarted()
 	// Cancelled at the end of the test, so a failed test leaves no load
 	// running against a port that another test may get next.
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
 	// The pause is bounded by a window several times attempt_timeout: a
 	// group without a deadline of its own would still be waiting at its end.

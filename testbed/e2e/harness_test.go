@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package e2e proves the product's promise with the real binaries on
 // loopback: bin/otelcol-failover, bin/devclickhouse and bin/devkafka, the
 // reference configuration, items with unique ids sent over OTLP and counted
@@ -49,7 +52,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	for _, b := range []string{"otelcol-failover", "devclickhouse", "devkafka"} {
-		if _, err := os.Stat(filepath.Join(root, "bin", b)); err != nil {
+		if _, err = os.Stat(filepath.Join(root, "bin", b)); err != nil {
 			t.Fatalf("bin/%s not found: run `make build devservers` (make test builds them first)", b)
 		}
 	}

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package e2e
 
 import (
@@ -103,7 +106,7 @@ func (e *env) allOf(run string, want int64, timeout time.Duration, signals ...lo
 			return err == nil && distinct >= want, err
 		})
 		if err != nil {
-			return dups, fmt.Errorf("%s of %s: %d of %d ids in ClickHouse (%d lost) after %v: %v", s, run, distinct, want, want-distinct, timeout, err)
+			return dups, fmt.Errorf("%s of %s: %d of %d ids in ClickHouse (%d lost) after %v: %w", s, run, distinct, want, want-distinct, timeout, err)
 		}
 		if distinct != want {
 			return dups, fmt.Errorf("%s of %s: %d distinct ids in ClickHouse, sent %d", s, run, distinct, want)

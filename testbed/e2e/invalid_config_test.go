@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package e2e
 
 import (
@@ -23,7 +26,7 @@ import (
 func validate(t *testing.T, root, file string) (int, string) {
 	t.Helper()
 	const timeout = 60 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "bin", "otelcol-failover"), "validate", "--config", file)
 	cmd.Dir = t.TempDir()
@@ -39,9 +42,9 @@ func validate(t *testing.T, root, file string) (int, string) {
 		t.Fatalf("validate did not exit by itself (%v); output:\n%s", cmd.ProcessState, out.String())
 	}
 	// Nothing of its process group may survive it.
-	if err := syscall.Kill(-cmd.Process.Pid, 0); !errors.Is(err, syscall.ESRCH) {
+	if kerr := syscall.Kill(-cmd.Process.Pid, 0); !errors.Is(kerr, syscall.ESRCH) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		t.Fatalf("validate left processes behind in its process group %d (kill 0: %v)", cmd.Process.Pid, err)
+		t.Fatalf("validate left processes behind in its process group %d (kill 0: %v)", cmd.Process.Pid, kerr)
 	}
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
@@ -58,7 +61,7 @@ func TestInvalidConfigsAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "bin", "otelcol-failover")); err != nil {
+	if _, err = os.Stat(filepath.Join(root, "bin", "otelcol-failover")); err != nil {
 		t.Fatal("bin/otelcol-failover not found: run `make build`")
 	}
 	files, err := filepath.Glob(filepath.Join(root, "testdata", "invalid", "*.yaml"))
@@ -111,7 +114,7 @@ func wantLine(t *testing.T, file string) string {
 
 // lineWith is the output line holding want, for the log.
 func lineWith(out, want string) string {
-	for _, line := range strings.Split(out, "\n") {
+	for line := range strings.SplitSeq(out, "\n") {
 		if strings.Contains(line, want) {
 			return strings.TrimSpace(line)
 		}

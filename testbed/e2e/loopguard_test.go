@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package e2e
 
 import (
@@ -47,7 +50,7 @@ func TestLoopGuardUnderMisWiring(t *testing.T) {
 // written to the DLQ topics and nothing committed meanwhile. Then ClickHouse comes back and everything must land and the DLQ
 // drain, still without a record written by the replay.
 func replayWhileDown(t *testing.T, e *env, whileDown func()) {
-	ctx := context.Background()
+	ctx := t.Context()
 	const batches, size = 10, 50
 	e.warmUp()
 	e.waitReplayConsumers()
@@ -70,7 +73,7 @@ func replayWhileDown(t *testing.T, e *env, whileDown func()) {
 	// retries a parked record with backoff, logging each failed attempt.
 	backoffs := func() map[string]int {
 		n := map[string]int{}
-		for _, line := range strings.Split(e.collectorLog(), "\n") {
+		for line := range strings.SplitSeq(e.collectorLog(), "\n") {
 			if !strings.Contains(line, "Backing off due to error from the next consumer") {
 				continue
 			}

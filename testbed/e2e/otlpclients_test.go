@@ -60,7 +60,7 @@ func (e *env) exportHTTP(t *testing.T, s loadgen.Signal, data any) answer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+e.col.OTLPHTTP+"/v1/"+string(s), bytes.NewReader(body))
 	if err != nil {
@@ -92,7 +92,7 @@ func (e *env) exportGRPC(t *testing.T, data any) answer {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	switch d := data.(type) {
 	case ptrace.Traces:

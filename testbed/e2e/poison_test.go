@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package e2e
 
 import (
@@ -29,7 +32,7 @@ func TestPoisonInDLQDoesNotBlockItsPartition(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.warmUp() // the schema exists
 	e.waitReplayConsumers()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
 	poisonService := e.run + "-poison"
@@ -55,7 +58,7 @@ func TestPoisonInDLQDoesNotBlockItsPartition(t *testing.T) {
 			poison := loadgen.NewTraces(poisonService, 5)
 			add(topic, mustMarshal(t, s, poison))
 		}
-		for b := 0; b < goodBatches; b++ {
+		for b := range goodBatches {
 			add(topic, mustMarshal(t, s, batchOf(s, e.run, perBatch, 0, uint64(b*perBatch))))
 		}
 	}
@@ -76,7 +79,7 @@ func TestPoisonInDLQDoesNotBlockItsPartition(t *testing.T) {
 			t.Errorf("collector log has %q %d times, want one per DLQ topic (%d)", want, n, len(loadgen.AllSignals))
 		}
 	}
-	for _, line := range strings.Split(log, "\n") {
+	for line := range strings.SplitSeq(log, "\n") {
 		if strings.Contains(line, "skipping due to message_marking config") {
 			t.Logf("receiver log: %s", logSummary(line))
 			break
@@ -100,10 +103,10 @@ func TestPoisonInDLQDoesNotBlockItsPartition(t *testing.T) {
 	if got := headers[dlqmeta.KeyPoisonReason]; got != "permanent:clickhouse_469" {
 		t.Errorf("poison record header %s = %q, want permanent:clickhouse_469 (the CHECK constraint)", dlqmeta.KeyPoisonReason, got)
 	}
-	if _, err := time.Parse(time.RFC3339Nano, headers[dlqmeta.KeyPoisonTime]); err != nil {
+	if _, err = time.Parse(time.RFC3339Nano, headers[dlqmeta.KeyPoisonTime]); err != nil {
 		t.Errorf("poison record header %s: %v", dlqmeta.KeyPoisonTime, err)
 	}
-	qctx, qcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	qctx, qcancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer qcancel()
 	rows, err := e.ch.QueryInts(qctx, fmt.Sprintf("SELECT count() FROM otel.otel_traces WHERE ServiceName = '%s'", poisonService))
 	if err != nil || len(rows) != 1 || rows[0] != 0 {
@@ -201,7 +204,7 @@ func TestPoisonStallIsLoudAndLosesNothing(t *testing.T) {
 	e.warmUp()
 	e.waitReplayConsumers()
 	e.addPoisonConstraints(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
 	// On one partition of the traces DLQ: a batch with one bad span, then
@@ -261,7 +264,7 @@ func TestPoisonStallIsLoudAndLosesNothing(t *testing.T) {
 // partition of a DLQ topic (0 when nothing is committed).
 func (e *env) committedOn(t *testing.T, topic string, partition int32) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	c, err := e.kafka.CommittedPartition(ctx, replayGroups[topic], topic, partition)
 	if err != nil {

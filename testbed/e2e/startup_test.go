@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package e2e
 
 import (
@@ -19,7 +22,7 @@ import (
 func TestClickHouseDownAtStartAndCollectorRestartedDuringOutage(t *testing.T) {
 	// newEnv fails unless the collector's health endpoint answers OK.
 	e := newEnv(t, envOptions{clickHouseDown: true})
-	ctx := context.Background()
+	ctx := t.Context()
 	const batches, size = 10, 50
 	runA, runB := e.run+"-before-restart", e.run+"-after-restart"
 
@@ -87,7 +90,7 @@ func TestClickHouseDownAtStartAndCollectorRestartedDuringOutage(t *testing.T) {
 // startFailed reports whether the collector log has the group's line for a
 // failed start of member.
 func startFailed(log, member string) bool {
-	for _, line := range strings.Split(log, "\n") {
+	for line := range strings.SplitSeq(log, "\n") {
 		if strings.Contains(line, "Member could not start") && strings.Contains(line, `"member": "`+member+`"`) {
 			return true
 		}

@@ -1,4 +1,7 @@
-package loadgen // import "github.com/otelfailover/otelcol-failover/testbed/loadgen"
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package loadgen
 
 import (
 	"encoding/binary"
@@ -10,11 +13,11 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
-// Encoded is one OTLP/HTTP protobuf request body of a batch, marshalled once.
+// Encoded is one OTLP/HTTP protobuf request body of a batch, marshaled once.
 // Every field that carries an item's id (trace and span ids, timestamps) has
 // a fixed width on the wire, so Patch rewrites them in place: a send costs no
-// pdata work, no marshalling and no allocation, and the bytes are exactly
-// those that marshalling the batch after Set*IDs(first) would give.
+// pdata work, no marshaling and no allocation, and the bytes are exactly
+// those that marshaling the batch after Set*IDs(first) would give.
 //
 // An Encoded is not safe for concurrent use: each sender owns its own, and
 // patches it only after the previous request body was released.
@@ -155,10 +158,10 @@ func into(path []int, leaf func(off int, msg []byte) error) func(num, typ, off i
 
 // item records where one item's id fields are; fields maps a field number of
 // the item's message to the slot it fills.
-func (e *Encoded) item(fields map[int]*[]int, want map[int]int) func(off int, msg []byte) error {
+func (*Encoded) item(fields map[int]*[]int, want map[int]int) func(off int, msg []byte) error {
 	return func(off int, msg []byte) error {
 		found := map[int]int{}
-		err := walk(msg, off, func(num, typ, o int, val []byte) error {
+		err := walk(msg, off, func(num, _, o int, val []byte) error {
 			if _, ok := fields[num]; !ok {
 				return nil
 			}

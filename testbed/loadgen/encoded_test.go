@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package loadgen
 
 import (
@@ -9,7 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
-// Patching the encoded bytes must give exactly what marshalling the batch
+// Patching the encoded bytes must give exactly what marshaling the batch
 // with the same ids gives, for every signal, whatever the ids (including
 // ids whose varint-free fixed-width encodings have every byte set).
 func TestEncodedPatchEqualsMarshal(t *testing.T) {
@@ -45,7 +48,7 @@ func TestEncodedPatchEqualsMarshal(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !bytes.Equal(got, want) {
-					t.Fatalf("%s size %d first %d: patched bytes differ from marshalled ones", s, size, first)
+					t.Fatalf("%s size %d first %d: patched bytes differ from marshaled ones", s, size, first)
 				}
 			}
 		}

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package loadgen sends OTLP/HTTP load whose every item carries a unique id,
 // so that what arrived in ClickHouse can be checked item by item: spans and
 // log records by SpanId, gauge points by their nanosecond timestamp. It
@@ -5,7 +8,7 @@
 // in the encoded bytes for every send, see Encoded), so that on a 2-core
 // machine it measures the collector, not itself; Result.ProcessCPU says what
 // it cost.
-package loadgen // import "github.com/otelfailover/otelcol-failover/testbed/loadgen"
+package loadgen
 
 import (
 	"bytes"
@@ -139,13 +142,11 @@ func Run(ctx context.Context, opts Options) *Result {
 	began := time.Now()
 	var wg sync.WaitGroup
 	for _, s := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for j := range jobs {
 				s.send(ctx, j, res)
 			}
-		}()
+		})
 	}
 	var interval time.Duration
 	if opts.Rate > 0 {
@@ -321,7 +322,7 @@ func NewTracesWithAttributes(run string, size, attrs int) ptrace.Traces {
 	rs.Resource().Attributes().PutStr("service.name", run)
 	spans := rs.ScopeSpans().AppendEmpty().Spans()
 	spans.EnsureCapacity(size)
-	for i := 0; i < size; i++ {
+	for range size {
 		sp := spans.AppendEmpty()
 		sp.SetName("loadgen")
 		sp.SetKind(ptrace.SpanKindServer)
@@ -361,7 +362,7 @@ func NewLogsWithAttributes(run string, size, attrs int) plog.Logs {
 	rl.Resource().Attributes().PutStr("service.name", run)
 	recs := rl.ScopeLogs().AppendEmpty().LogRecords()
 	recs.EnsureCapacity(size)
-	for i := 0; i < size; i++ {
+	for range size {
 		lr := recs.AppendEmpty()
 		lr.Body().SetStr("loadgen")
 		lr.SetSeverityNumber(plog.SeverityNumberInfo)
@@ -397,7 +398,7 @@ func NewGaugeWithAttributes(run string, size, attrs int) pmetric.Metrics {
 	m.SetName("loadgen.gauge")
 	pts := m.SetEmptyGauge().DataPoints()
 	pts.EnsureCapacity(size)
-	for i := 0; i < size; i++ {
+	for i := range size {
 		pt := pts.AppendEmpty()
 		pt.SetIntValue(int64(i))
 		PutAttributes(pt.Attributes(), attrs)
@@ -452,7 +453,7 @@ func PutAttributes(m pcommon.Map, n int) {
 		return
 	}
 	m.EnsureCapacity(n)
-	for i := 0; i < n; i++ {
+	for i := range n {
 		if i < len(httpAttributes) {
 			a := httpAttributes[i]
 			switch v := a.val.(type) {

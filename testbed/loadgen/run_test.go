@@ -1,7 +1,9 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package loadgen
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -61,7 +63,7 @@ func newSink(t *testing.T, refuse int) (*spanSink, string) {
 // and a refused batch is sent again.
 func TestRunSendsUniqueIDs(t *testing.T) {
 	sink, endpoint := newSink(t, 2)
-	res := Run(context.Background(), Options{
+	res := Run(t.Context(), Options{
 		Endpoint: endpoint, Run: "t", Signals: []Signal{Traces},
 		Batches: 25, BatchSize: 40, Workers: 4, Attributes: 5, RetryFor: time.Minute,
 	})
@@ -74,7 +76,7 @@ func TestRunSendsUniqueIDs(t *testing.T) {
 	if len(sink.ids) != 25*40 {
 		t.Fatalf("%d distinct ids arrived, want %d", len(sink.ids), 25*40)
 	}
-	for n := uint64(0); n < 25*40; n++ {
+	for n := range uint64(25 * 40) {
 		if c := sink.ids[ID(n)]; c != 1 {
 			t.Fatalf("id of item %d arrived %d times", n, c)
 		}
@@ -85,7 +87,7 @@ func TestRunSendsUniqueIDs(t *testing.T) {
 // reports accepted arrived.
 func TestRunDurationOnly(t *testing.T) {
 	sink, endpoint := newSink(t, 0)
-	res := Run(context.Background(), Options{
+	res := Run(t.Context(), Options{
 		Endpoint: endpoint, Run: "t", Signals: []Signal{Traces},
 		BatchSize: 10, Workers: 2, Rate: 200, Duration: 300 * time.Millisecond,
 	})

@@ -1,4 +1,7 @@
-package stack // import "github.com/otelfailover/otelcol-failover/testbed/stack"
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package stack
 
 import (
 	"bufio"

@@ -1,8 +1,11 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package stack runs the local product stack as real processes on loopback:
 // bin/devclickhouse, bin/devkafka and bin/otelcol-failover. The end-to-end
 // tests, `make demo` and `make bench` share it. Nothing here depends on the
 // testing package: callers turn errors into test failures or exit codes.
-package stack // import "github.com/otelfailover/otelcol-failover/testbed/stack"
+package stack
 
 import (
 	"bufio"
@@ -301,7 +304,7 @@ func RepoRoot() (string, error) {
 		return "", err
 	}
 	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && declaresModule(b, ModulePath) {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && declaresModule(b) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
@@ -312,12 +315,13 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// declaresModule reports whether go.mod content declares module path.
-func declaresModule(gomod []byte, path string) bool {
-	for _, line := range strings.Split(string(gomod), "\n") {
+// declaresModule reports whether go.mod content declares this repository's
+// module (ModulePath).
+func declaresModule(gomod []byte) bool {
+	for line := range strings.SplitSeq(string(gomod), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 2 && f[0] == "module" {
-			return strings.Trim(f[1], `"`) == path
+			return strings.Trim(f[1], `"`) == ModulePath
 		}
 	}
 	return false
@@ -350,7 +354,7 @@ func WaitFor(ctx context.Context, every time.Duration, cond func() (bool, error)
 		select {
 		case <-ctx.Done():
 			if last != nil {
-				return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
+				return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
 			}
 			return ctx.Err()
 		case <-time.After(every):

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package stack
 
 import (
@@ -12,13 +15,13 @@ func TestRepoRootFindsTheRootModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(root, "go.mod"))
-	if err != nil || !declaresModule(b, ModulePath) {
+	if err != nil || !declaresModule(b) {
 		t.Fatalf("%s/go.mod does not declare %s (%v)", root, ModulePath, err)
 	}
-	if !declaresModule([]byte("// c\r\nmodule github.com/otelfailover/otelcol-failover\r\n\r\ngo 1.26\r\n"), ModulePath) {
+	if !declaresModule([]byte("// c\r\nmodule github.com/otelfailover/otelcol-failover\r\n\r\ngo 1.26\r\n")) {
 		t.Fatal("declaresModule missed the module line")
 	}
-	if declaresModule([]byte("module github.com/otelfailover/otelcol-failover/tools\n"), ModulePath) {
+	if declaresModule([]byte("module github.com/otelfailover/otelcol-failover/tools\n")) {
 		t.Fatal("declaresModule matched a nested module")
 	}
 }

@@ -1,4 +1,7 @@
-package stack // import "github.com/otelfailover/otelcol-failover/testbed/stack"
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package stack
 
 import (
 	"context"
@@ -85,7 +88,7 @@ func (c *ClickHouse) QueryInts(ctx context.Context, sql string) ([]int64, error)
 		return nil, err
 	}
 	var vals []int64
-	for _, f := range strings.Fields(out) {
+	for f := range strings.FieldsSeq(out) {
 		v, err := strconv.ParseInt(f, 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("clickhouse: %q is not a row of integers", out)
@@ -113,8 +116,10 @@ func NewKafka(root, dir string, partitions int) (*Kafka, error) {
 		Process: &Process{
 			Name: "devkafka",
 			Bin:  filepath.Join(root, "bin", "devkafka"),
-			Args: []string{"--listen", addr, "--topics", strings.Join(append(slices.Clone(DLQTopics), PoisonTopics...), ","),
-				"--partitions", strconv.Itoa(partitions), "--data", filepath.Join(dir, "kafka-data")},
+			Args: []string{
+				"--listen", addr, "--topics", strings.Join(append(slices.Clone(DLQTopics), PoisonTopics...), ","),
+				"--partitions", strconv.Itoa(partitions), "--data", filepath.Join(dir, "kafka-data"),
+			},
 			ReadyPrefix: "devkafka ready on ",
 			LogPath:     filepath.Join(dir, "devkafka.log"),
 		},

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testservers starts an in-process Kafka protocol server (franz-go
 // kfake) for package tests: it needs no built binary, so component tests that
 // use it pass on a fresh clone. Tests that need bin/devclickhouse live in
@@ -5,7 +8,7 @@
 //
 // Everything is bound to 127.0.0.1 on free ports, waited for with deadlines,
 // and torn down with t.Cleanup. Tests of any package in the module may use it.
-package testservers // import "github.com/otelfailover/otelcol-failover/testbed/testservers"
+package testservers
 
 import (
 	"context"
@@ -183,7 +186,7 @@ func (k *Kafka) RecordCountE(ctx context.Context, topic string) (int64, error) {
 // RecordCount is RecordCountE failing the test on error.
 func (k *Kafka) RecordCount(tb testing.TB, topic string) int64 {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(tb.Context(), 10*time.Second)
 	defer cancel()
 	n, err := k.RecordCountE(ctx, topic)
 	if err != nil {
@@ -227,7 +230,7 @@ func (k *Kafka) CommittedCountE(ctx context.Context, group, topic string) (int64
 // CommittedCount is CommittedCountE failing the test on error.
 func (k *Kafka) CommittedCount(tb testing.TB, group, topic string) int64 {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(tb.Context(), 10*time.Second)
 	defer cancel()
 	n, err := k.CommittedCountE(ctx, group, topic)
 	if err != nil {

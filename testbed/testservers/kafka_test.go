@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 package testservers
 
 import (
@@ -14,7 +17,7 @@ func TestKafkaProduceCountCommitRestart(t *testing.T) {
 	if k.Addr == "" {
 		t.Fatal("Addr is empty")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
 	prod := k.NewClient(t)
@@ -72,7 +75,7 @@ func TestKafkaProduceCountCommitRestart(t *testing.T) {
 }
 
 func ctxWithTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package e2e holds the end-to-end tests of devclickhouse: they start the
 // built binary (bin/devclickhouse) as a subprocess and drive it with the
 // unmodified contrib clickhouse exporter, clickhouse-go and plain HTTP.

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package chdb is a small cgo binding to libchdb, the ClickHouse engine
 // packaged as a shared library by the chDB project.
 //

@@ -1,3 +1,6 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
 // Package chhttp serves the ClickHouse HTTP interface in front of an
 // embedded engine (chDB), enough of it for clickhouse-go's HTTP transport and
 // for a person with curl.
