@@ -31,7 +31,7 @@ help:
 	@echo "make build          build bin/otelcol-failover with ocb (pinned)"
 	@echo "make image          container image otelcol-failover:<version> and :latest (podman or docker)"
 	@echo "make test           lint, check generated code, build everything, run every test"
-	@echo "make lint           gofmt and go vet"
+	@echo "make lint           gofmt, go vet and golangci-lint (pinned)"
 	@echo "make generate       regenerate mdatagen code"
 	@echo "make devservers     build bin/devclickhouse and bin/devkafka"
 

@@ -61,12 +61,24 @@ func createDefaultConfig() *Config {
 	return &Config{Match: MatchConfig{DLQHeader: true}}
 }
 
-// Validate checks the configuration. Every message names the key at fault
-// and says how to fix it.
+// Configuration errors; each message names the key at fault (first) and
+// says how to fix it.
+var (
+	errNoReplayPipelines = errors.New("must list at least one pipeline, the one(s) that data replayed from the DLQ goes to, e.g. [traces/replay]")
+	errListedTwice       = errors.New("is listed twice; list each one once")
+	errSharedPipeline    = errors.New("must not be shared between two lists")
+	errUnsupportedSignal = errors.New("signal is not supported; dlq_routing routes traces, metrics and logs")
+	errEmptyTopic        = errors.New("topic name is empty; remove the entry or name the DLQ topic")
+	errNoMatch           = fmt.Errorf("no criterion is configured, so no data would ever be recognized as replayed; "+
+		"set match::topics to the DLQ topic(s) the kafka receiver reads, and/or set match::dlq_header to true (matches the %q metadata that failover_group stamps)",
+		dlqmeta.KeyGroup)
+)
+
+// Validate checks the configuration.
 func (cfg *Config) Validate() error {
 	var errs []error
 	if len(cfg.ReplayPipelines) == 0 {
-		errs = append(errs, errors.New("replay_pipelines: must list at least one pipeline, the one(s) that data replayed from the DLQ goes to, e.g. [traces/replay]"))
+		errs = append(errs, fmt.Errorf("replay_pipelines: %w", errNoReplayPipelines))
 	}
 	lists := []struct {
 		key string
@@ -84,13 +96,13 @@ func (cfg *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: pipeline %q: %w", l.key, id, err))
 			}
 			if seen[id] {
-				errs = append(errs, fmt.Errorf("%s: pipeline %q is listed twice; list each pipeline once", l.key, id))
+				errs = append(errs, fmt.Errorf("%s: pipeline %q %w", l.key, id, errListedTwice))
 				continue
 			}
 			seen[id] = true
 			if other, ok := firstList[id]; ok {
-				errs = append(errs, fmt.Errorf("%s: pipeline %q is also in %s; %s and %s must not share a pipeline (%s), remove it from one of them",
-					l.key, id, other, other, l.key, overlapReason(other, l.key)))
+				errs = append(errs, fmt.Errorf("%s: pipeline %q is also in %s: a pipeline %w (%s); remove it from one of them",
+					l.key, id, other, errSharedPipeline, overlapReason(other, l.key)))
 				continue
 			}
 			firstList[id] = l.key
@@ -101,16 +113,14 @@ func (cfg *Config) Validate() error {
 	for i, t := range cfg.Match.Topics {
 		switch {
 		case strings.TrimSpace(t) == "":
-			errs = append(errs, fmt.Errorf("match::topics[%d]: topic name is empty; remove the entry or name the DLQ topic", i))
+			errs = append(errs, fmt.Errorf("match::topics[%d]: %w", i, errEmptyTopic))
 		case seenTopic[t]:
-			errs = append(errs, fmt.Errorf("match::topics: topic %q is listed twice; list each topic once", t))
+			errs = append(errs, fmt.Errorf("match::topics: topic %q %w", t, errListedTwice))
 		}
 		seenTopic[t] = true
 	}
 	if len(cfg.Match.Topics) == 0 && !cfg.Match.DLQHeader {
-		errs = append(errs, fmt.Errorf("match: no criterion is configured, so no data would ever be recognized as replayed; "+
-			"set match::topics to the DLQ topic(s) the kafka receiver reads, and/or set match::dlq_header to true (matches the %q metadata that failover_group stamps)",
-			dlqmeta.KeyGroup))
+		errs = append(errs, fmt.Errorf("match: %w", errNoMatch))
 	}
 	return errors.Join(errs...)
 }
@@ -120,7 +130,7 @@ func checkSignal(id pipeline.ID) error {
 	case pipeline.SignalTraces, pipeline.SignalMetrics, pipeline.SignalLogs:
 		return nil
 	default:
-		return fmt.Errorf("signal %q is not supported; dlq_routing routes traces, metrics and logs", id.Signal())
+		return fmt.Errorf("%q: %w", id.Signal(), errUnsupportedSignal)
 	}
 }
 

@@ -5,6 +5,7 @@ package dlqroutingconnector
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -55,36 +56,36 @@ func TestLoadConfig(t *testing.T) {
 
 func TestDefaultConfigIsRefusedUntilReplayPipelinesAreSet(t *testing.T) {
 	err := confmap.Validate(NewFactory().CreateDefaultConfig())
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "replay_pipelines: must list at least one pipeline")
+	require.ErrorIs(t, err, errNoReplayPipelines)
+	assert.True(t, strings.HasPrefix(err.Error(), "replay_pipelines: "), err.Error())
 }
 
+// TestConfigValidationErrors: each invalid config is refused with the error
+// that says what is wrong, at the key at fault.
 func TestConfigValidationErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		// every string must appear in the error
-		want []string
+		key  string // the error begins with it
+		want error
 	}{
-		{"no_replay", []string{"replay_pipelines: must list at least one pipeline", "e.g. [traces/replay]"}},
-		{"replay_twice", []string{`replay_pipelines: pipeline "traces/replay" is listed twice; list each pipeline once`}},
-		{"replay_and_default", []string{`default_pipelines: pipeline "traces/replay" is also in replay_pipelines`, "remove it from one of them"}},
-		{"poison_is_replay", []string{`poison_pipelines: pipeline "traces/replay" is also in replay_pipelines`, "sent back to a pipeline that rejected it"}},
-		{"poison_is_default", []string{`poison_pipelines: pipeline "traces/live" is also in default_pipelines`, "mixed into the data of the default pipelines"}},
-		{"empty_match", []string{"match: no criterion is configured", "match::topics", "match::dlq_header", `"otelcol-failover-group"`}},
-		{"empty_match_topics", []string{"match: no criterion is configured"}},
-		{"blank_topic", []string{"match::topics[1]: topic name is empty"}},
-		{"topic_twice", []string{`match::topics: topic "otlp_spans_dlq" is listed twice`}},
-		{"profiles", []string{`replay_pipelines: pipeline "profiles/replay": signal "profiles" is not supported`}},
+		{"no_replay", "replay_pipelines", errNoReplayPipelines},
+		{"replay_twice", "replay_pipelines", errListedTwice},
+		{"replay_and_default", "default_pipelines", errSharedPipeline},
+		{"poison_is_replay", "poison_pipelines", errSharedPipeline},
+		{"poison_is_default", "poison_pipelines", errSharedPipeline},
+		{"empty_match", "match", errNoMatch},
+		{"empty_match_topics", "match", errNoMatch},
+		{"blank_topic", "match::topics[1]", errEmptyTopic},
+		{"topic_twice", "match::topics", errListedTwice},
+		{"profiles", "replay_pipelines", errUnsupportedSignal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := loadConfig(t, tt.name)
 			require.NoError(t, err, "unmarshal")
 			err = confmap.Validate(cfg)
-			require.Error(t, err)
-			for _, w := range tt.want {
-				assert.Contains(t, err.Error(), w)
-			}
+			require.ErrorIs(t, err, tt.want)
+			assert.True(t, strings.HasPrefix(err.Error(), tt.key+": "), "the error names %s first: %v", tt.key, err)
 		})
 	}
 }
@@ -106,8 +107,7 @@ func TestValidateReportsEveryMistake(t *testing.T) {
 	cfg.DefaultPipelines = []pipeline.ID{pipeline.NewID(pipeline.SignalTraces), pipeline.NewID(pipeline.SignalTraces)}
 	cfg.Match.DLQHeader = false
 	err := cfg.Validate()
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "replay_pipelines: must list")
-	assert.Contains(t, err.Error(), "default_pipelines: pipeline \"traces\" is listed twice")
-	assert.Contains(t, err.Error(), "match: no criterion")
+	require.ErrorIs(t, err, errNoReplayPipelines)
+	require.ErrorIs(t, err, errListedTwice)
+	require.ErrorIs(t, err, errNoMatch)
 }

@@ -60,7 +60,7 @@ func topicsCfg(t *testing.T) *Config {
 	return cfg
 }
 
-// Behavior 1: matched data goes only to replay, other data only to default.
+// Matched data goes only to replay, other data only to default.
 func TestRoutesWholeBatchesByTopic(t *testing.T) {
 	replay, live := &tracesPipe{}, &tracesPipe{}
 	c := mustTracesConnector(t, topicsCfg(t), nil, map[string]consumer.Traces{"traces/replay": replay, "traces/live": live})
@@ -147,7 +147,7 @@ func TestUnmatchedWithoutDefaultPipelinesIsAnError(t *testing.T) {
 	}, metricdatatest.IgnoreTimestamp())
 }
 
-// Behavior 4: replayed data keeps its client metadata, DLQ keys included.
+// Replayed data keeps its client metadata, DLQ keys included.
 func TestClientMetadataPassesThroughUntouched(t *testing.T) {
 	cfg := topicsCfg(t)
 	cfg.Match.DLQHeader = true
@@ -201,7 +201,7 @@ func TestClientMetadataPassesThroughUntouched(t *testing.T) {
 	assert.True(t, dlqmeta.IsDeadLettered(poison.ctxs[0]))
 }
 
-// Behavior 3: transient errors go back to the receiver, untouched by poison.
+// Transient errors go back to the receiver, untouched by poison.
 func TestTransientReplayErrorIsReturned(t *testing.T) {
 	cfg := topicsCfg(t)
 	cfg.PoisonPipelines = pids(t, "traces/poison")

@@ -19,7 +19,7 @@ import (
 	"github.com/otelfailover/otelcol-failover/testbed/testservers"
 )
 
-// Behavior 2 with the real thing: the contrib kafka receiver reads records
+// The routing with the real thing: the contrib kafka receiver reads records
 // from a Kafka protocol server (kfake over TCP) and the connector routes on
 // the metadata the receiver really sets. Records come from franz-go (with
 // hand-set DLQ headers) and from the real contrib kafka exporter, whose

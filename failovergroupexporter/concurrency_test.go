@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// 11. Many goroutines call the group while members flip between failing,
+// Many goroutines call the group while members flip between failing,
 // partly failing and succeeding, and breakers open, probe and close (real
 // clock). The last member is always healthy. Every item must be accepted by
 // exactly one member: none dropped, none delivered twice by the group.

@@ -56,10 +56,8 @@ func TestDefaultConfig(t *testing.T) {
 	assert.False(t, cfg.needsHelper())
 	// Valid apart from the members.
 	err := confmap.Validate(cfg)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "members: at least one member is required")
-	assert.NotContains(t, err.Error(), "attempt_timeout")
-	assert.NotContains(t, err.Error(), "circuit_breaker")
+	require.ErrorIs(t, err, errNoMembers)
+	assert.Equal(t, []string{"members"}, errorKeys(err), "nothing else is wrong")
 }
 
 func TestLoadConfig(t *testing.T) {
@@ -370,7 +368,7 @@ members:
 // TestCustomMemberFactory: NewFactoryWithMembers adds member types.
 func TestCustomMemberFactory(t *testing.T) {
 	_, err := decodeConfig(t, NewFactory(), `members: [{testmember/a: {}}]`)
-	require.ErrorContains(t, err, `unknown member type "testmember"`)
+	require.ErrorIs(t, err, errUnknownMemberType)
 	r := &testMembers{}
 	cfg, err := decodeConfig(t, NewFactoryWithMembers(r.factory(testMemberType)), `members: [{testmember/a: {mutates: true}}]`)
 	require.NoError(t, err)

@@ -46,7 +46,7 @@ func ids(prefix string, n int) []string {
 	return out
 }
 
-// 1. Healthy primary: every batch goes to the primary only.
+// Healthy primary: every batch goes to the primary only.
 func TestHealthyPrimaryTakesEverything(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
 		h := newHarness(t, sig, twoMembers)
@@ -69,7 +69,7 @@ func TestHealthyPrimaryTakesEverything(t *testing.T) {
 	})
 }
 
-// 2. A transient failure fails over in the same call; the trip rule opens
+// A transient failure fails over in the same call; the trip rule opens
 // the breaker; an open primary is skipped without I/O; after the open period
 // a probe goes to it; failure reopens it for longer (capped); success
 // closes it.
@@ -136,7 +136,7 @@ func TestTransientFailoverAndBreakerCycle(t *testing.T) {
 	})
 }
 
-// 3. Partial success: only the failed part moves to the next member.
+// Partial success: only the failed part moves to the next member.
 func TestPartialSuccessMovesOnlyFailedPart(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
 		h := newHarness(t, sig, twoMembers)
@@ -160,7 +160,7 @@ func TestPartialSuccessMovesOnlyFailedPart(t *testing.T) {
 	})
 }
 
-// 4. Permanent errors (bad data) do not charge the breaker and go to the
+// Permanent errors (bad data) do not charge the breaker and go to the
 // next member by default, or back upstream with on_permanent_error: return.
 func TestPermanentError(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
@@ -203,7 +203,7 @@ func TestPermanentError(t *testing.T) {
 	})
 }
 
-// 5. A hung member: the attempt ends at attempt_timeout and fails over; a
+// A hung member: the attempt ends at attempt_timeout and fails over; a
 // caller's own sooner deadline is respected too and does not charge the
 // breaker.
 func TestHungMember(t *testing.T) {
@@ -248,7 +248,7 @@ func TestHungMember(t *testing.T) {
 	})
 }
 
-// 6. Every member failed: one error upstream naming each member's failure.
+// Every member failed: one error upstream naming each member's failure.
 func TestAllMembersFailed(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
 		h := newHarness(t, sig, `
@@ -295,7 +295,7 @@ circuit_breaker: {failure_threshold: 1, open_duration: 1h, max_open_duration: 1h
 	})
 }
 
-// 9. Data for a non-primary member carries the DLQ metadata; existing client
+// Data for a non-primary member carries the DLQ metadata; existing client
 // metadata is kept.
 func TestDLQMetadata(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
@@ -360,7 +360,7 @@ func replayedCtx() context.Context {
 	})})
 }
 
-// 10. Loop guard: data replayed from the DLQ is never written to a
+// Loop guard: data replayed from the DLQ is never written to a
 // dead-letter member (dead_letter: true; every kafka member by default),
 // whatever the wiring; the call fails so that the source retries later.
 func TestLoopGuard(t *testing.T) {
@@ -452,7 +452,7 @@ members:
 	})
 }
 
-// 14. A group of one member supervises a single exporter: lazy start,
+// A group of one member supervises a single exporter: lazy start,
 // breaker, error classes, telemetry, and no failover.
 func TestGroupOfOne(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {

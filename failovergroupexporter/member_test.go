@@ -21,7 +21,7 @@ attempt_timeout: 200ms
 member_start: {timeout: 300ms, initial_interval: 10ms, max_interval: 40ms}
 `
 
-// 7. A member whose Start fails neither fails nor delays the group's start:
+// A member whose Start fails neither fails nor delays the group's start:
 // it is unavailable (its data goes to the next member), and it is
 // re-created and started again in the background with backoff, with a clear
 // log line; once started it takes data again.
@@ -74,7 +74,7 @@ func TestMemberStartFailsThenRecovers(t *testing.T) {
 	})
 }
 
-// 7. A member whose Start hangs does not delay the group's start; batches
+// A member whose Start hangs does not delay the group's start; batches
 // wait for it at most attempt_timeout, once, then pass it by while it is
 // retried in the background.
 func TestMemberStartHangs(t *testing.T) {
@@ -137,7 +137,7 @@ member_start: {timeout: 4s, initial_interval: 10ms, max_interval: 40ms}
 	})
 }
 
-// 13. Shutdown stops every member once, also members whose start is still
+// Shutdown stops every member once, also members whose start is still
 // being retried, or whose Start ignores its context and is still running.
 func TestShutdownStopsEveryMemberOnce(t *testing.T) {
 	t.Run("while restarting", func(t *testing.T) {

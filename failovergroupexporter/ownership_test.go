@@ -98,9 +98,9 @@ func TestNoCopyOnHappyPath(t *testing.T) {
 	})
 }
 
-// The group adds no allocation per batch on the healthy path: the same
-// member exporter alone and as a healthy primary allocate the same. (The
-// issue allows one; BenchmarkFailoverGroup reports the figures.)
+// The group adds at most one allocation per batch on the healthy path: the
+// same member exporter alone and as a healthy primary, counted with
+// testing.AllocsPerRun.
 func TestHealthyPathAllocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation counting")
@@ -138,6 +138,8 @@ func TestHealthyPathAllocations(t *testing.T) {
 	d := testing.AllocsPerRun(200, func() { _ = direct.ConsumeTraces(ctx, td) })
 	g := testing.AllocsPerRun(200, func() { _ = group.ConsumeTraces(ctx, td) })
 	t.Logf("allocs per batch: direct %.0f, group %.0f", d, g)
-	assert.LessOrEqual(t, g, d+1, "at most one extra allocation per batch")
-	assert.Equal(t, d, g, "none, currently")
+	// The group may add at most one allocation per batch to its member's
+	// own (it adds none today: BenchmarkFailoverGroup reports the figures).
+	const tolerance = 1
+	assert.LessOrEqual(t, g, d+tolerance, "the group adds at most %d allocation per batch", tolerance)
 }

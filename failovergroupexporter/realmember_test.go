@@ -63,7 +63,7 @@ func TestRealClickHouseConnectionRefused(t *testing.T) {
 	})
 }
 
-// 5. A clickhouse member whose server never answers: the member's own
+// A clickhouse member whose server never answers: the member's own
 // timeout (set to attempt_timeout by the group) ends the attempt, and the
 // batch fails over. The caller's deadline (3s) comes before the exporter's
 // default timeout (5s): the batch reaching the DLQ within it shows the
@@ -126,7 +126,7 @@ circuit_breaker: {failure_threshold: 1, open_duration: 1h, max_open_duration: 1h
 	}
 }
 
-// 7. A clickhouse member whose Start fails (create_schema against a closed
+// A clickhouse member whose Start fails (create_schema against a closed
 // port) does not stop the group; its data goes to the next member and it is
 // started again in the background.
 func TestRealClickHouseStartFails(t *testing.T) {
@@ -144,7 +144,7 @@ func TestRealClickHouseStartFails(t *testing.T) {
 	})
 }
 
-// 7. A clickhouse member whose Start hangs (the server accepts and never
+// A clickhouse member whose Start hangs (the server accepts and never
 // answers: create_schema blocks for its whole context) does not delay the
 // group's start.
 func TestRealClickHouseStartHangs(t *testing.T) {
@@ -163,7 +163,7 @@ func TestRealClickHouseStartHangs(t *testing.T) {
 		"the hung start is given up after member_start::timeout and retried")
 }
 
-// 14. The replay wiring: a group of one clickhouse member. The plain
+// The replay wiring: a group of one clickhouse member. The plain
 // exporter would stop the collector from starting while ClickHouse is down;
 // in the group, Start succeeds and each batch gets a retryable error.
 func TestRealClickHouseGroupOfOne(t *testing.T) {
@@ -182,7 +182,7 @@ member_start: {timeout: 500ms, initial_interval: 50ms, max_interval: 100ms}
 	})
 }
 
-// 8. A retry the user turns on in a member is still bounded by the attempt
+// A retry the user turns on in a member is still bounded by the attempt
 // deadline: the group keeps its own deadline for such a member, and the
 // batch fails over at attempt_timeout instead of after max_elapsed_time.
 func TestRealClickHouseUserRetryBounded(t *testing.T) {

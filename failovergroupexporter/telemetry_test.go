@@ -24,7 +24,7 @@ func point(v int64, attrs ...attribute.KeyValue) metricdata.DataPoint[int64] {
 	return metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attrs...), Value: v}
 }
 
-// 12. Telemetry: member state, attempts by member and outcome, skipped,
+// Telemetry: member state, attempts by member and outcome, skipped,
 // failovers, exhausted batches and items, attempt duration.
 func TestTelemetryMetrics(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
@@ -97,7 +97,7 @@ func TestTelemetryMetrics(t *testing.T) {
 	})
 }
 
-// 12. One log line per state change, not per batch.
+// One log line per state change, not per batch.
 func TestLogsOncePerStateChange(t *testing.T) {
 	h := newHarness(t, allSignals[0], twoMembers, withClock())
 	h.waitReady()
@@ -132,7 +132,7 @@ func statuses(evs []*componentstatus.Event) []componentstatus.Status {
 	return out
 }
 
-// 12. Component status: degraded (recoverable error) while the primary is
+// Component status: degraded (recoverable error) while the primary is
 // not closed, OK again once it closes; a primary that is not started
 // degrades the group too.
 func TestComponentStatus(t *testing.T) {
