@@ -153,6 +153,11 @@ func failWith(err error) func(ptrace.Traces) error {
 // over pipes (pipeline id -> consumer), as the collector's graph does.
 func newTracesConnector(tb testing.TB, cfg *Config, tel *componenttest.Telemetry, pipes map[string]consumer.Traces) (connector.Traces, error) {
 	tb.Helper()
+	return createTracesConnector(tb, cfg, tel, pipes, zaptest.NewLogger(tb, zaptest.Level(zap.InfoLevel)))
+}
+
+func createTracesConnector(tb testing.TB, cfg *Config, tel *componenttest.Telemetry, pipes map[string]consumer.Traces, logger *zap.Logger) (connector.Traces, error) {
+	tb.Helper()
 	cm := map[pipeline.ID]consumer.Traces{}
 	for name, c := range pipes {
 		cm[pid(tb, name)] = c
@@ -161,7 +166,7 @@ func newTracesConnector(tb testing.TB, cfg *Config, tel *componenttest.Telemetry
 	if tel != nil {
 		set = metadatatest.NewSettings(tel)
 	}
-	set.Logger = zaptest.NewLogger(tb, zaptest.Level(zap.InfoLevel))
+	set.Logger = logger
 	return NewFactory().CreateTracesToTraces(tb.Context(), set, cfg, connector.NewTracesRouter(cm))
 }
 
@@ -180,17 +185,8 @@ func mustTracesConnector(tb testing.TB, cfg *Config, tel *componenttest.Telemetr
 func startedTracesConnector(tb testing.TB, cfg *Config, tel *componenttest.Telemetry, pipes map[string]consumer.Traces) (connector.Traces, *statusHost, *observer.ObservedLogs) {
 	tb.Helper()
 	require.NoError(tb, cfg.Validate())
-	cm := map[pipeline.ID]consumer.Traces{}
-	for name, c := range pipes {
-		cm[pid(tb, name)] = c
-	}
-	set := connectortest.NewNopSettings(metadata.Type)
-	if tel != nil {
-		set = metadatatest.NewSettings(tel)
-	}
 	core, logs := observer.New(zapcore.InfoLevel)
-	set.Logger = zap.New(core)
-	c, err := NewFactory().CreateTracesToTraces(tb.Context(), set, cfg, connector.NewTracesRouter(cm))
+	c, err := createTracesConnector(tb, cfg, tel, pipes, zap.New(core))
 	require.NoError(tb, err)
 	host := &statusHost{}
 	require.NoError(tb, c.Start(tb.Context(), host))

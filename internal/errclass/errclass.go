@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -92,7 +93,7 @@ func Classify(err error) Verdict {
 		return Verdict{Class: Transient, Reason: "connection_refused"}
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return Verdict{Class: Transient, Reason: "connection_reset"}
-	case errors.Is(err, kerr.MessageTooLarge):
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
 		// A record larger than the producer or broker allows: the data
 		// must be cut smaller, the destination is fine.
 		return Verdict{Class: Permanent, Reason: "too_large"}
@@ -104,6 +105,9 @@ func Classify(err error) Verdict {
 
 	if code, ok := clickHouseCode(err); ok {
 		return classifyClickHouse(code)
+	}
+	if ke, ok := errors.AsType[*kerr.Error](err); ok {
+		return classifyKafka(ke)
 	}
 	if st, ok := grpcStatus(err); ok {
 		return classifyGRPC(st.Code())
@@ -169,6 +173,20 @@ func classifyGRPC(code codes.Code) Verdict {
 		// this destination is misconfigured, not that the data is bad.
 		return Verdict{Class: Transient, Reason: reason}
 	}
+}
+
+// classifyKafka reads a Kafka broker error. The kafka exporter marks every
+// error Kafka calls non-retriable permanent, but most of those say the
+// destination is misconfigured (authorization, an unknown topic with
+// auto-creation off, unsupported settings), not that the data is bad: only
+// records the broker refuses for what they hold are bad data.
+func classifyKafka(ke *kerr.Error) Verdict {
+	reason := "kafka_" + strings.ToLower(ke.Message)
+	switch ke {
+	case kerr.InvalidRecord, kerr.CorruptMessage:
+		return Verdict{Class: Permanent, Reason: reason}
+	}
+	return Verdict{Class: Transient, Reason: reason}
 }
 
 // exceptionCode matches the "Code: 469. DB::Exception: ..." text that the

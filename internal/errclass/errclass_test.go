@@ -118,7 +118,10 @@ func TestClassify(t *testing.T) {
 		// Kafka: a record over producer::max_message_bytes, as the kafka
 		// exporter wraps franz-go's error (joined, marked permanent).
 		{"kafka message too large", errors.Join(consumererror.NewPermanent(fmt.Errorf("error exporting to topic %q: %w", "otlp_spans_dlq", fmt.Errorf("record size 2034 exceeds max 1000: %w", kerr.MessageTooLarge)))), Permanent, "too_large"},
-		{"kafka unknown topic is an outage", fmt.Errorf("error exporting to topic %q: %w", "x", kerr.UnknownTopicOrPartition), Transient, "error"},
+		{"kafka unknown topic is an outage", fmt.Errorf("error exporting to topic %q: %w", "x", kerr.UnknownTopicOrPartition), Transient, "kafka_unknown_topic_or_partition"},
+		{"kafka authorization marked permanent: destination unusable, data fine", consumererror.NewPermanent(fmt.Errorf("error exporting to topic %q: %w", "x", kerr.TopicAuthorizationFailed)), Transient, "kafka_topic_authorization_failed"},
+		{"kafka invalid record: bad data", consumererror.NewPermanent(fmt.Errorf("error exporting to topic %q: %w", "x", kerr.InvalidRecord)), Permanent, "kafka_invalid_record"},
+		{"kafka record list too large", consumererror.NewPermanent(kerr.RecordListTooLarge), Permanent, "too_large"},
 
 		// Unknown.
 		{"unknown", errors.New("something odd"), Transient, "error"},

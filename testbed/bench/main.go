@@ -14,6 +14,7 @@
 //
 // Scenarios (-scenarios, default all, in this order):
 //
+//	group     failover_group's Go benchmarks in process: the group vs its member alone
 //	ceiling   devclickhouse's insert rate with the clickhouse exporter in process (no collector)
 //	healthy   OTLP → clickhouse exporter vs OTLP → failover_group(clickhouse, kafka), ClickHouse up
 //	down      OTLP → kafka exporter vs OTLP → failover_group(clickhouse down, kafka)
@@ -56,7 +57,7 @@ type options struct {
 	variants       []string
 }
 
-var allScenarios = []string{"ceiling", "healthy", "down", "failover", "outage"}
+var allScenarios = []string{"group", "ceiling", "healthy", "down", "failover", "outage"}
 
 func main() {
 	var o options
@@ -185,6 +186,8 @@ func run(o options) error {
 
 func (b *bench) runScenario(name string) (*section, error) {
 	switch name {
+	case "group":
+		return b.groupBench()
 	case "ceiling":
 		return b.ceiling()
 	case "healthy":

@@ -78,6 +78,7 @@ func between(text, begin, end string) (string, bool) {
 func (r *report) set(s *section) { r.sections[s.name] = s }
 
 var sectionTitles = map[string]string{
+	"group":    "The group's own cost, in process (Go benchmarks)",
 	"ceiling":  "0. Ceiling: devclickhouse's insert rate",
 	"healthy":  "1. ClickHouse healthy: clickhouse exporter vs failover_group",
 	"down":     "2. ClickHouse down: kafka exporter vs failover_group with an open breaker",
