@@ -291,8 +291,9 @@ func errorKeys(err error) []string {
 	var walk func(prefix string, err error)
 	walk = func(prefix string, err error) {
 		for err != nil {
-			ke := &keyError{}
-			if errors.As(err, &ke) {
+			// A type assertion, not errors.As: the walk goes down the
+			// chain itself, one keyError at a time.
+			if ke, ok := err.(*keyError); ok { //nolint:errorlint // see above
 				p := ke.key
 				if prefix != "" {
 					p = prefix + "::" + ke.key

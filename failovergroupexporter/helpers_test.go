@@ -465,3 +465,7 @@ func closingListener(t *testing.T) (addr string, silent *atomic.Bool) {
 	})
 	return l.Addr().String(), silent
 }
+
+// identical reports whether a and b are the same batch (the same pdata
+// object), not merely equal ones: what the no-copy tests are about.
+func identical[T comparable](a, b T) bool { return a == b }
