@@ -6,6 +6,7 @@ package failovergroupexporter
 import (
 	"math/bits"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -23,6 +24,8 @@ import (
 // nothing is marshaled per item and the cost stays linear in the batch size.
 // The build phase then copies the planned ranges into new batches. The input
 // is only ever read, so it may be shared (MarkReadOnly) with other consumers.
+// Both phases, halving and merging are written once for the three signals
+// (signalLayout below).
 //
 // The header of a container (what every part holding one of its items pays
 // again: resource or scope attributes, schema URL, ...) is its size minus
@@ -142,14 +145,14 @@ func (s *splitSizer) add(path *sizePath, c int) {
 	s.body[s.depth-1] += c
 }
 
-// splitSeg is one planned run of consecutive items of one container, to be
-// copied into part `part` (-1: into the oversize batch). For metrics, mi < 0
-// means [lo, hi) are whole metrics of the scope, mi >= 0 means [lo, hi) are
-// data points of metric mi, which is split by its data points.
+// splitSeg is one planned run of consecutive items of one scope, to be
+// copied into part `part` (-1: into the oversize batch). item < 0 means
+// [lo, hi) are whole items of the scope; item >= 0 means [lo, hi) are
+// sub-items (data points) of item `item`, which is cut by its sub-items.
 type splitSeg struct {
 	part   int
 	ri, si int
-	mi     int
+	item   int
 	lo, hi int
 }
 
@@ -166,7 +169,7 @@ type splitPlanner struct {
 }
 
 // place plans the item at index idx (see splitSeg) costing c at path.
-func (pl *splitPlanner) place(path *sizePath, c, ri, si, mi, idx int) {
+func (pl *splitPlanner) place(path *sizePath, c, ri, si, item, idx int) {
 	part := -1
 	if alone := path.alone(c); alone > pl.maxBytes {
 		pl.largest = max(pl.largest, alone)
@@ -180,22 +183,27 @@ func (pl *splitPlanner) place(path *sizePath, c, ri, si, mi, idx int) {
 	}
 	if n := len(pl.segs); n > 0 {
 		last := &pl.segs[n-1]
-		if last.part == part && last.ri == ri && last.si == si && last.mi == mi && last.hi == idx {
+		if last.part == part && last.ri == ri && last.si == si && last.item == item && last.hi == idx {
 			last.hi++
 			return
 		}
 	}
-	pl.segs = append(pl.segs, splitSeg{part: part, ri: ri, si: si, mi: mi, lo: idx, hi: idx + 1})
+	pl.segs = append(pl.segs, splitSeg{part: part, ri: ri, si: si, item: item, lo: idx, hi: idx + 1})
+}
+
+// pdataSlice is what this file uses of a pdata slice (ResourceSpansSlice,
+// SpanSlice, NumberDataPointSlice, ...): S is the slice type, E its element.
+type pdataSlice[S, E any] interface {
+	Len() int
+	At(int) E
+	AppendEmpty() E
+	EnsureCapacity(int)
+	MoveAndAppendTo(S)
 }
 
 // appendCopies copies src[lo:hi] to the end of dst. It serves every pdata
-// slice (spans, log records, metrics, data points), which share this shape.
-func appendCopies[E interface{ CopyTo(E) }, S interface {
-	At(int) E
-	Len() int
-	EnsureCapacity(int)
-	AppendEmpty() E
-}](src, dst S, lo, hi int) {
+// slice (resources, spans, log records, metrics, data points).
+func appendCopies[E interface{ CopyTo(E) }, S pdataSlice[S, E]](src, dst S, lo, hi int) {
 	dst.EnsureCapacity(dst.Len() + hi - lo)
 	for i := lo; i < hi; i++ {
 		src.At(i).CopyTo(dst.AppendEmpty())
@@ -203,10 +211,7 @@ func appendCopies[E interface{ CopyTo(E) }, S interface {
 }
 
 // encodedSizes appends the encoded size of each element of s to buf.
-func encodedSizes[E any, S interface {
-	At(int) E
-	Len() int
-}](buf []int, s S, size func(E) int) []int {
+func encodedSizes[E any, S pdataSlice[S, E]](buf []int, s S, size func(E) int) []int {
 	for i := 0; i < s.Len(); i++ {
 		buf = append(buf, size(s.At(i)))
 	}
@@ -223,41 +228,297 @@ func sumFieldCosts(sizes []int) int {
 	return n
 }
 
-// ---------------------------------------------------------------- traces
+// ---------------------------------------------------------------- layout
 
-// tracesWriter appends spans to a new batch, recreating the source resource
-// and scope of each run only when they change, so that consecutive runs of
-// one scope share a single copy of its context.
-type tracesWriter struct {
-	td     ptrace.Traces
-	ri, si int
-	ss     ptrace.ScopeSpans
-	rs     ptrace.ResourceSpans
+// The three signals nest their items the same way, resources → scopes →
+// items, and their pdata types have the same shape at each level; only the
+// names differ (ResourceSpans/ResourceLogs, Spans/LogRecords, ...). So the
+// batch surgery is written once, as methods of signalLayout, which names
+// those types and their accessors for one signal. What metrics have beyond
+// that, data points within a metric, is an optional fourth level (subItems)
+// that only the metrics layout sets.
+
+// resourceContainer is a resource-level element (ResourceSpans, ...): a
+// resource and schema URL, the context its copies carry, above its scopes.
+type resourceContainer[R any] interface {
+	CopyTo(R)
+	Resource() pcommon.Resource
+	SchemaUrl() string
+	SetSchemaUrl(string)
 }
 
-// newTracesWriter starts an empty batch; -1 marks that no source resource or
-// scope has been copied yet.
-func newTracesWriter() *tracesWriter {
-	return &tracesWriter{td: ptrace.NewTraces(), ri: -1, si: -1}
+// scopeContainer is a scope-level element (ScopeSpans, ...): a scope and
+// schema URL, the context its copies carry, above its items.
+type scopeContainer interface {
+	Scope() pcommon.InstrumentationScope
+	SchemaUrl() string
+	SetSchemaUrl(string)
 }
 
-// spans returns the span slice of the copy of scope si of resource ri of src.
-func (w *tracesWriter) spans(src ptrace.Traces, ri, si int) ptrace.SpanSlice {
-	srs := src.ResourceSpans().At(ri)
-	if w.ri != ri {
-		w.rs = w.td.ResourceSpans().AppendEmpty()
-		srs.Resource().CopyTo(w.rs.Resource())
-		w.rs.SetSchemaUrl(srs.SchemaUrl())
-		w.ri, w.si = ri, -1
+// signalLayout describes one signal for the generic code below: B is its
+// batch (ptrace.Traces, ...), RL and R its resource slice and element, SL
+// and S its scope slice and element, IL and I its item slice and element.
+// The size functions come from the signal's ProtoMarshaler.
+type signalLayout[
+	B interface{ IsReadOnly() bool },
+	RL pdataSlice[RL, R], R resourceContainer[R],
+	SL pdataSlice[SL, S], S scopeContainer,
+	IL pdataSlice[IL, I], I interface{ CopyTo(I) },
+] struct {
+	newBatch     func() B
+	count        func(B) int // items as the collector counts them (SpanCount, ...)
+	resources    func(B) RL
+	resourceSize func(R) int
+	scopes       func(R) SL
+	scopeSize    func(S) int
+	items        func(S) IL
+	itemSize     func(I) int
+	sub          *subItems[IL, I] // nil: items are never cut
+}
+
+// subItems describes items that hold smaller items of their own: metrics,
+// whose data points are what the collector counts. Such an item is cut by
+// its sub-items only when it must be: when it does not fit in a part of its
+// own (split) or when the middle of the batch falls inside it (halve). Each
+// piece then carries the item's context, as parts carry their scope's.
+type subItems[IL, I any] struct {
+	// count returns the number of sub-items of an item, also its weight in
+	// the collector's count; an item without sub-items is never cut.
+	count func(I) int
+	// plan appends to buf the encoded sizes of the sub-items of item (item
+	// k of the scope at path, of encoded size size) and returns the path of
+	// the sub-items: path with the item's own headers added.
+	plan func(buf []int, item I, k, size int, path sizePath) ([]int, sizePath)
+	// appendPiece appends to dst a copy of src without its sub-items.
+	appendPiece func(dst IL, src I) I
+	// appendRange copies sub-items [lo, hi) of src to dst, a piece of src.
+	appendRange func(dst, src I, lo, hi int)
+}
+
+// appendResource appends to b a copy of src without its scopes.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) appendResource(b B, src R) R {
+	r := l.resources(b).AppendEmpty()
+	src.Resource().CopyTo(r.Resource())
+	r.SetSchemaUrl(src.SchemaUrl())
+	return r
+}
+
+// appendScope appends to r a copy of src without its items.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) appendScope(r R, src S) S {
+	s := l.scopes(r).AppendEmpty()
+	src.Scope().CopyTo(s.Scope())
+	s.SetSchemaUrl(src.SchemaUrl())
+	return s
+}
+
+// batchWriter is a new batch being filled with runs of a source batch. The
+// source resource and scope of a run are copied only when they differ from
+// the previous run's, so that consecutive runs of one scope share a single
+// copy of its context; likewise the piece of an item cut by its sub-items.
+type batchWriter[B, R, S, I any] struct {
+	batch  B
+	ri, si int // source indices of the resource and scope last copied
+	rs     R
+	sc     S
+	pi     int // source index of the item piece is cut from
+	piece  I
+}
+
+// newWriter starts an empty batch; -1 marks that no source resource, scope
+// or item has been copied yet.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) newWriter() *batchWriter[B, R, S, I] {
+	return &batchWriter[B, R, S, I]{batch: l.newBatch(), ri: -1, si: -1, pi: -1}
+}
+
+// write copies the run s of src to w (s.part is not looked at).
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) write(w *batchWriter[B, R, S, I], src B, s splitSeg) {
+	srs := l.resources(src).At(s.ri)
+	ssc := l.scopes(srs).At(s.si)
+	if w.ri != s.ri {
+		w.rs = l.appendResource(w.batch, srs)
+		w.ri, w.si = s.ri, -1
 	}
-	if w.si != si {
-		sss := srs.ScopeSpans().At(si)
-		w.ss = w.rs.ScopeSpans().AppendEmpty()
-		sss.Scope().CopyTo(w.ss.Scope())
-		w.ss.SetSchemaUrl(sss.SchemaUrl())
-		w.si = si
+	if w.si != s.si {
+		w.sc = l.appendScope(w.rs, ssc)
+		w.si, w.pi = s.si, -1
 	}
-	return w.ss.Spans()
+	items, dst := l.items(ssc), l.items(w.sc)
+	if s.item < 0 {
+		appendCopies(items, dst, s.lo, s.hi)
+		w.pi = -1
+		return
+	}
+	item := items.At(s.item)
+	if w.pi != s.item {
+		w.piece = l.sub.appendPiece(dst, item)
+		w.pi = s.item
+	}
+	l.sub.appendRange(w.piece, item, s.lo, s.hi)
+}
+
+// split is splitTracesBySize for any signal (see there). Items with
+// sub-items are packed whole as long as they fit in a part of their own;
+// one that does not is cut by its sub-items, so that only sub-items too
+// large even alone end up in oversize. An item without sub-items is never
+// cut.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) split(b B, maxBytes int) (parts []B, oversize B, largest int) {
+	rl := l.resources(b)
+	rSizes := make([]int, rl.Len())
+	total := 0
+	for i := range rSizes {
+		rSizes[i] = l.resourceSize(rl.At(i))
+		total += protoFieldCost(rSizes[i])
+	}
+	if total <= maxBytes {
+		return []B{b}, l.newBatch(), 0
+	}
+
+	pl := splitPlanner{maxBytes: maxBytes}
+	var scopeSizes, sizes, subSizes []int
+	for ri := 0; ri < rl.Len(); ri++ {
+		sl := l.scopes(rl.At(ri))
+		scopeSizes = encodedSizes(scopeSizes[:0], sl, l.scopeSize)
+		rHdr := rSizes[ri] - sumFieldCosts(scopeSizes)
+		for si := 0; si < sl.Len(); si++ {
+			items := l.items(sl.At(si))
+			sizes = encodedSizes(sizes[:0], items, l.itemSize)
+			path := scopePath(ri, si, rHdr, scopeSizes[si]-sumFieldCosts(sizes))
+			for k, size := range sizes {
+				c := protoFieldCost(size)
+				if l.sub == nil || path.alone(c) <= maxBytes || l.sub.count(items.At(k)) == 0 {
+					pl.place(&path, c, ri, si, -1, k)
+					continue
+				}
+				var subPath sizePath
+				subSizes, subPath = l.sub.plan(subSizes[:0], items.At(k), k, size, path)
+				for j, subSize := range subSizes {
+					pl.place(&subPath, protoFieldCost(subSize), ri, si, k, j)
+				}
+			}
+		}
+	}
+
+	parts = make([]B, pl.parts)
+	over := l.newWriter()
+	var w *batchWriter[B, R, S, I]
+	cur := -1 // part w writes
+	for _, s := range pl.segs {
+		dst := over
+		if s.part >= 0 {
+			if s.part != cur {
+				cur, w = s.part, l.newWriter()
+				parts[cur] = w.batch
+			}
+			dst = w
+		}
+		l.write(dst, b, s)
+	}
+	return parts, over.batch, pl.largest
+}
+
+// weight returns what item counts for in l.count.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) weight(item I) int {
+	if l.sub == nil {
+		return 1
+	}
+	return l.sub.count(item)
+}
+
+// halve is halveTraces for any signal (see there): the first half takes the
+// items, in order, while it holds fewer than ceil(n/2); the item that would
+// take it past that is cut between the halves by its sub-items.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) halve(b B) (first, second B) {
+	k := (l.count(b) + 1) / 2
+	x, y := l.newWriter(), l.newWriter()
+	g := 0 // weight of the items before the current one
+	rl := l.resources(b)
+	for ri := 0; ri < rl.Len(); ri++ {
+		sl := l.scopes(rl.At(ri))
+		for si := 0; si < sl.Len(); si++ {
+			items := l.items(sl.At(si))
+			n := items.Len()
+			cut, w := 0, 0 // items [0, cut) go to the first half whole
+			for ; cut < n && g < k; cut++ {
+				if w = l.weight(items.At(cut)); g+w > k {
+					break
+				}
+				g += w
+			}
+			if cut > 0 {
+				l.write(x, b, splitSeg{ri: ri, si: si, item: -1, lo: 0, hi: cut})
+			}
+			if cut < n && g < k {
+				// Item cut holds the middle: g < k < g+w, so w >= 2, which
+				// only an item with sub-items can weigh.
+				l.write(x, b, splitSeg{ri: ri, si: si, item: cut, lo: 0, hi: k - g})
+				l.write(y, b, splitSeg{ri: ri, si: si, item: cut, lo: k - g, hi: w})
+				g += w
+				cut++
+			}
+			if cut < n {
+				l.write(y, b, splitSeg{ri: ri, si: si, item: -1, lo: cut, hi: n})
+			}
+		}
+	}
+	return x.batch, y.batch
+}
+
+// merge is mergeTraces for any signal (see there).
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) merge(parts []B) B {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	merged := l.newBatch()
+	dst := l.resources(merged)
+	n := 0
+	for _, p := range parts {
+		n += l.resources(p).Len()
+	}
+	dst.EnsureCapacity(n)
+	for _, p := range parts {
+		src := l.resources(p)
+		if p.IsReadOnly() {
+			appendCopies(src, dst, 0, src.Len())
+			continue
+		}
+		src.MoveAndAppendTo(dst)
+	}
+	return merged
+}
+
+// ---------------------------------------------------------------- signals
+
+// The layouts of the three signals and the entry points the rest of the
+// package calls, which hold the contract.
+
+var tracesLayout = &signalLayout[ptrace.Traces, ptrace.ResourceSpansSlice, ptrace.ResourceSpans, ptrace.ScopeSpansSlice, ptrace.ScopeSpans, ptrace.SpanSlice, ptrace.Span]{
+	newBatch: ptrace.NewTraces, count: ptrace.Traces.SpanCount,
+	resources: ptrace.Traces.ResourceSpans, resourceSize: (&ptrace.ProtoMarshaler{}).ResourceSpansSize,
+	scopes: ptrace.ResourceSpans.ScopeSpans, scopeSize: (&ptrace.ProtoMarshaler{}).ScopeSpansSize,
+	items: ptrace.ScopeSpans.Spans, itemSize: (&ptrace.ProtoMarshaler{}).SpanSize,
+}
+
+var logsLayout = &signalLayout[plog.Logs, plog.ResourceLogsSlice, plog.ResourceLogs, plog.ScopeLogsSlice, plog.ScopeLogs, plog.LogRecordSlice, plog.LogRecord]{
+	newBatch: plog.NewLogs, count: plog.Logs.LogRecordCount,
+	resources: plog.Logs.ResourceLogs, resourceSize: (&plog.ProtoMarshaler{}).ResourceLogsSize,
+	scopes: plog.ResourceLogs.ScopeLogs, scopeSize: (&plog.ProtoMarshaler{}).ScopeLogsSize,
+	items: plog.ScopeLogs.LogRecords, itemSize: (&plog.ProtoMarshaler{}).LogRecordSize,
+}
+
+// metricsLayout cuts a metric by its data points: the data message (Gauge,
+// Sum, ...) between a metric and its data points makes them two levels
+// deeper than the metric, and every piece repeats both headers.
+var metricsLayout = &signalLayout[pmetric.Metrics, pmetric.ResourceMetricsSlice, pmetric.ResourceMetrics, pmetric.ScopeMetricsSlice, pmetric.ScopeMetrics, pmetric.MetricSlice, pmetric.Metric]{
+	newBatch: pmetric.NewMetrics, count: pmetric.Metrics.DataPointCount,
+	resources: pmetric.Metrics.ResourceMetrics, resourceSize: (&pmetric.ProtoMarshaler{}).ResourceMetricsSize,
+	scopes: pmetric.ResourceMetrics.ScopeMetrics, scopeSize: (&pmetric.ProtoMarshaler{}).ScopeMetricsSize,
+	items: pmetric.ScopeMetrics.Metrics, itemSize: (&pmetric.ProtoMarshaler{}).MetricSize,
+	sub: &subItems[pmetric.MetricSlice, pmetric.Metric]{
+		count:       metricDataPointCount,
+		plan:        planDataPoints,
+		appendPiece: appendMetricPiece,
+		appendRange: appendDataPoints,
+	},
 }
 
 // splitTracesBySize returns parts whose encoded OTLP size is at most maxBytes
@@ -269,51 +530,22 @@ func (w *tracesWriter) spans(src ptrace.Traces, ri, si int) ptrace.SpanSlice {
 // otherwise nothing returned aliases td, td is only read, and parts is empty
 // when every item is oversize.
 func splitTracesBySize(td ptrace.Traces, maxBytes int) (parts []ptrace.Traces, oversize ptrace.Traces, largest int) {
-	var sz ptrace.ProtoMarshaler
-	rss := td.ResourceSpans()
-	rsSizes := make([]int, rss.Len())
-	total := 0
-	for i := range rsSizes {
-		rsSizes[i] = sz.ResourceSpansSize(rss.At(i))
-		total += protoFieldCost(rsSizes[i])
-	}
-	if total <= maxBytes {
-		return []ptrace.Traces{td}, ptrace.NewTraces(), 0
-	}
+	return tracesLayout.split(td, maxBytes)
+}
 
-	pl := splitPlanner{maxBytes: maxBytes}
-	var scopeSizes, sizes []int
-	for ri := 0; ri < rss.Len(); ri++ {
-		sss := rss.At(ri).ScopeSpans()
-		scopeSizes = encodedSizes(scopeSizes[:0], sss, sz.ScopeSpansSize)
-		rHdr := rsSizes[ri] - sumFieldCosts(scopeSizes)
-		for si := 0; si < sss.Len(); si++ {
-			spans := sss.At(si).Spans()
-			sizes = encodedSizes(sizes[:0], spans, sz.SpanSize)
-			path := scopePath(ri, si, rHdr, scopeSizes[si]-sumFieldCosts(sizes))
-			for k, size := range sizes {
-				pl.place(&path, protoFieldCost(size), ri, si, -1, k)
-			}
-		}
-	}
+// splitLogsBySize is splitTracesBySize for logs: parts within maxBytes for a
+// size-limited member, log records too large even alone in oversize.
+func splitLogsBySize(ld plog.Logs, maxBytes int) (parts []plog.Logs, oversize plog.Logs, largest int) {
+	return logsLayout.split(ld, maxBytes)
+}
 
-	parts = make([]ptrace.Traces, pl.parts)
-	over := newTracesWriter()
-	var w *tracesWriter
-	cur := -1 // part w writes
-	for _, s := range pl.segs {
-		dst := over
-		if s.part >= 0 {
-			if s.part != cur {
-				cur, w = s.part, newTracesWriter()
-				parts[cur] = w.td
-			}
-			dst = w
-		}
-		src := rss.At(s.ri).ScopeSpans().At(s.si).Spans()
-		appendCopies(src, dst.spans(td, s.ri, s.si), s.lo, s.hi)
-	}
-	return parts, over.td, pl.largest
+// splitMetricsBySize is splitTracesBySize for metrics. Whole metrics are
+// packed as long as a metric fits in a part of its own; a metric that does
+// not is split by its data points (each piece keeping the metric's context)
+// so that only data points too large even alone end up in oversize. A metric
+// without data points (Empty type) is never split.
+func splitMetricsBySize(md pmetric.Metrics, maxBytes int) (parts []pmetric.Metrics, oversize pmetric.Metrics, largest int) {
+	return metricsLayout.split(md, maxBytes)
 }
 
 // halveTraces splits td into two new batches of ceil(n/2) and floor(n/2)
@@ -321,26 +553,23 @@ func splitTracesBySize(td ptrace.Traces, maxBytes int) (parts []ptrace.Traces, o
 // binary-search for the spans a member rejects. td is only read. Meant for
 // n >= 2; with fewer spans the second half is empty.
 func halveTraces(td ptrace.Traces) (first, second ptrace.Traces) {
-	k := (td.SpanCount() + 1) / 2
-	a, b := newTracesWriter(), newTracesWriter()
-	g := 0 // spans before the current scope
-	rss := td.ResourceSpans()
-	for ri := 0; ri < rss.Len(); ri++ {
-		sss := rss.At(ri).ScopeSpans()
-		for si := 0; si < sss.Len(); si++ {
-			spans := sss.At(si).Spans()
-			n := spans.Len()
-			cut := min(max(k-g, 0), n)
-			if cut > 0 {
-				appendCopies(spans, a.spans(td, ri, si), 0, cut)
-			}
-			if cut < n {
-				appendCopies(spans, b.spans(td, ri, si), cut, n)
-			}
-			g += n
-		}
-	}
-	return a.td, b.td
+	return tracesLayout.halve(td)
+}
+
+// halveLogs is halveTraces for log records.
+func halveLogs(ld plog.Logs) (first, second plog.Logs) {
+	return logsLayout.halve(ld)
+}
+
+// halveMetrics splits md into two new batches of ceil(n/2) and floor(n/2)
+// data points (n = md.DataPointCount(), the collector's item count for
+// metrics), in order and with their context, so that the group can
+// binary-search for the data points a member rejects. The metric holding the
+// cut is split between the halves by its data points; a metric without data
+// points goes to the first half if fewer than ceil(n/2) data points precede
+// it, else to the second. md is only read. Meant for n >= 2.
+func halveMetrics(md pmetric.Metrics) (first, second pmetric.Metrics) {
+	return metricsLayout.halve(md)
 }
 
 // mergeTraces moves the content of the parts, in order, into one new batch,
@@ -349,158 +578,20 @@ func halveTraces(td ptrace.Traces) (first, second ptrace.Traces) {
 // copied instead. A single part is returned as is. Resources are not
 // coalesced: a resource split across parts appears once per part.
 func mergeTraces(parts []ptrace.Traces) ptrace.Traces {
-	if len(parts) == 1 {
-		return parts[0]
-	}
-	merged := ptrace.NewTraces()
-	dst := merged.ResourceSpans()
-	n := 0
-	for _, p := range parts {
-		n += p.ResourceSpans().Len()
-	}
-	dst.EnsureCapacity(n)
-	for _, p := range parts {
-		if p.IsReadOnly() {
-			appendCopies(p.ResourceSpans(), dst, 0, p.ResourceSpans().Len())
-			continue
-		}
-		p.ResourceSpans().MoveAndAppendTo(dst)
-	}
-	return merged
-}
-
-// ---------------------------------------------------------------- logs
-
-// logsWriter is the plog counterpart of tracesWriter.
-type logsWriter struct {
-	ld     plog.Logs
-	ri, si int
-	rl     plog.ResourceLogs
-	sl     plog.ScopeLogs
-}
-
-// newLogsWriter starts an empty batch, like newTracesWriter.
-func newLogsWriter() *logsWriter {
-	return &logsWriter{ld: plog.NewLogs(), ri: -1, si: -1}
-}
-
-// records returns the log record slice of the copy of scope si of resource
-// ri of src.
-func (w *logsWriter) records(src plog.Logs, ri, si int) plog.LogRecordSlice {
-	srl := src.ResourceLogs().At(ri)
-	if w.ri != ri {
-		w.rl = w.ld.ResourceLogs().AppendEmpty()
-		srl.Resource().CopyTo(w.rl.Resource())
-		w.rl.SetSchemaUrl(srl.SchemaUrl())
-		w.ri, w.si = ri, -1
-	}
-	if w.si != si {
-		ssl := srl.ScopeLogs().At(si)
-		w.sl = w.rl.ScopeLogs().AppendEmpty()
-		ssl.Scope().CopyTo(w.sl.Scope())
-		w.sl.SetSchemaUrl(ssl.SchemaUrl())
-		w.si = si
-	}
-	return w.sl.LogRecords()
-}
-
-// splitLogsBySize is splitTracesBySize for logs: parts within maxBytes for a
-// size-limited member, log records too large even alone in oversize.
-func splitLogsBySize(ld plog.Logs, maxBytes int) (parts []plog.Logs, oversize plog.Logs, largest int) {
-	var sz plog.ProtoMarshaler
-	rls := ld.ResourceLogs()
-	rlSizes := make([]int, rls.Len())
-	total := 0
-	for i := range rlSizes {
-		rlSizes[i] = sz.ResourceLogsSize(rls.At(i))
-		total += protoFieldCost(rlSizes[i])
-	}
-	if total <= maxBytes {
-		return []plog.Logs{ld}, plog.NewLogs(), 0
-	}
-
-	pl := splitPlanner{maxBytes: maxBytes}
-	var scopeSizes, sizes []int
-	for ri := 0; ri < rls.Len(); ri++ {
-		sls := rls.At(ri).ScopeLogs()
-		scopeSizes = encodedSizes(scopeSizes[:0], sls, sz.ScopeLogsSize)
-		rHdr := rlSizes[ri] - sumFieldCosts(scopeSizes)
-		for si := 0; si < sls.Len(); si++ {
-			records := sls.At(si).LogRecords()
-			sizes = encodedSizes(sizes[:0], records, sz.LogRecordSize)
-			path := scopePath(ri, si, rHdr, scopeSizes[si]-sumFieldCosts(sizes))
-			for k, size := range sizes {
-				pl.place(&path, protoFieldCost(size), ri, si, -1, k)
-			}
-		}
-	}
-
-	parts = make([]plog.Logs, pl.parts)
-	over := newLogsWriter()
-	var w *logsWriter
-	cur := -1 // part w writes
-	for _, s := range pl.segs {
-		dst := over
-		if s.part >= 0 {
-			if s.part != cur {
-				cur, w = s.part, newLogsWriter()
-				parts[cur] = w.ld
-			}
-			dst = w
-		}
-		src := rls.At(s.ri).ScopeLogs().At(s.si).LogRecords()
-		appendCopies(src, dst.records(ld, s.ri, s.si), s.lo, s.hi)
-	}
-	return parts, over.ld, pl.largest
-}
-
-// halveLogs is halveTraces for log records.
-func halveLogs(ld plog.Logs) (first, second plog.Logs) {
-	k := (ld.LogRecordCount() + 1) / 2
-	a, b := newLogsWriter(), newLogsWriter()
-	g := 0 // log records before the current scope
-	rls := ld.ResourceLogs()
-	for ri := 0; ri < rls.Len(); ri++ {
-		sls := rls.At(ri).ScopeLogs()
-		for si := 0; si < sls.Len(); si++ {
-			records := sls.At(si).LogRecords()
-			n := records.Len()
-			cut := min(max(k-g, 0), n)
-			if cut > 0 {
-				appendCopies(records, a.records(ld, ri, si), 0, cut)
-			}
-			if cut < n {
-				appendCopies(records, b.records(ld, ri, si), cut, n)
-			}
-			g += n
-		}
-	}
-	return a.ld, b.ld
+	return tracesLayout.merge(parts)
 }
 
 // mergeLogs is mergeTraces for logs.
 func mergeLogs(parts []plog.Logs) plog.Logs {
-	if len(parts) == 1 {
-		return parts[0]
-	}
-	merged := plog.NewLogs()
-	dst := merged.ResourceLogs()
-	n := 0
-	for _, p := range parts {
-		n += p.ResourceLogs().Len()
-	}
-	dst.EnsureCapacity(n)
-	for _, p := range parts {
-		if p.IsReadOnly() {
-			appendCopies(p.ResourceLogs(), dst, 0, p.ResourceLogs().Len())
-			continue
-		}
-		p.ResourceLogs().MoveAndAppendTo(dst)
-	}
-	return merged
+	return logsLayout.merge(parts)
 }
 
-// ---------------------------------------------------------------- metrics
+// mergeMetrics is mergeTraces for metrics.
+func mergeMetrics(parts []pmetric.Metrics) pmetric.Metrics {
+	return metricsLayout.merge(parts)
+}
+
+// ---------------------------------------------------------------- metrics: data points
 
 // metricDataPointCount returns the number of data points of m (0 for an
 // Empty metric): the unit in which the collector counts metric items.
@@ -549,7 +640,8 @@ func metricDataHeader(m pmetric.Metric) int {
 }
 
 // dataPointSizes appends the encoded size of each data point of m to buf.
-func dataPointSizes(buf []int, m pmetric.Metric, sz *pmetric.ProtoMarshaler) []int {
+func dataPointSizes(buf []int, m pmetric.Metric) []int {
+	var sz pmetric.ProtoMarshaler
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
 		return encodedSizes(buf, m.Gauge().DataPoints(), sz.NumberDataPointSize)
@@ -563,6 +655,19 @@ func dataPointSizes(buf []int, m pmetric.Metric, sz *pmetric.ProtoMarshaler) []i
 		return encodedSizes(buf, m.Summary().DataPoints(), sz.SummaryDataPointSize)
 	}
 	return buf
+}
+
+// planDataPoints is subItems.plan for metrics: the metric header (name, ...,
+// metadata) is the metric's size minus its data message, whose own header
+// metricDataHeader gives.
+func planDataPoints(buf []int, m pmetric.Metric, mi, size int, path sizePath) ([]int, sizePath) {
+	buf = dataPointSizes(buf, m)
+	dataHdr := metricDataHeader(m)
+	metricHdr := size - protoFieldCost(dataHdr+sumFieldCosts(buf))
+	path.depth = 4
+	path.keys[2], path.hdrs[2] = mi, metricHdr
+	path.keys[3], path.hdrs[3] = 0, dataHdr
+	return buf, path
 }
 
 // appendMetricPiece appends to dst a copy of src without data points: the
@@ -606,187 +711,4 @@ func appendDataPoints(dst, src pmetric.Metric, lo, hi int) {
 	case pmetric.MetricTypeSummary:
 		appendCopies(src.Summary().DataPoints(), dst.Summary().DataPoints(), lo, hi)
 	}
-}
-
-// metricsWriter is the pmetric counterpart of tracesWriter; it also keeps
-// the last metric piece, so that data point runs of one metric that end up
-// consecutive in a batch share one piece.
-type metricsWriter struct {
-	md         pmetric.Metrics
-	ri, si, mi int // mi: source index of piece, -1 if the last metric is not a piece
-	rm         pmetric.ResourceMetrics
-	sm         pmetric.ScopeMetrics
-	piece      pmetric.Metric
-}
-
-// newMetricsWriter starts an empty batch, like newTracesWriter.
-func newMetricsWriter() *metricsWriter {
-	return &metricsWriter{md: pmetric.NewMetrics(), ri: -1, si: -1, mi: -1}
-}
-
-// metrics returns the metric slice of the copy of scope si of resource ri of
-// src.
-func (w *metricsWriter) metrics(src pmetric.Metrics, ri, si int) pmetric.MetricSlice {
-	srm := src.ResourceMetrics().At(ri)
-	if w.ri != ri {
-		w.rm = w.md.ResourceMetrics().AppendEmpty()
-		srm.Resource().CopyTo(w.rm.Resource())
-		w.rm.SetSchemaUrl(srm.SchemaUrl())
-		w.ri, w.si = ri, -1
-	}
-	if w.si != si {
-		ssm := srm.ScopeMetrics().At(si)
-		w.sm = w.rm.ScopeMetrics().AppendEmpty()
-		ssm.Scope().CopyTo(w.sm.Scope())
-		w.sm.SetSchemaUrl(ssm.SchemaUrl())
-		w.si, w.mi = si, -1
-	}
-	return w.sm.Metrics()
-}
-
-// appendWhole copies metrics [lo, hi) of scope si of resource ri of src.
-func (w *metricsWriter) appendWhole(src pmetric.Metrics, ri, si, lo, hi int) {
-	dst := w.metrics(src, ri, si)
-	appendCopies(src.ResourceMetrics().At(ri).ScopeMetrics().At(si).Metrics(), dst, lo, hi)
-	w.mi = -1
-}
-
-// appendPoints copies data points [lo, hi) of metric mi of scope si of
-// resource ri of src, continuing the last piece if it is of the same metric.
-func (w *metricsWriter) appendPoints(src pmetric.Metrics, ri, si, mi, lo, hi int) {
-	dst := w.metrics(src, ri, si)
-	sm := src.ResourceMetrics().At(ri).ScopeMetrics().At(si).Metrics().At(mi)
-	if w.mi != mi {
-		w.piece = appendMetricPiece(dst, sm)
-		w.mi = mi
-	}
-	appendDataPoints(w.piece, sm, lo, hi)
-}
-
-// splitMetricsBySize is splitTracesBySize for metrics. Whole metrics are
-// packed as long as a metric fits in a part of its own; a metric that does
-// not is split by its data points (each piece keeping the metric's context)
-// so that only data points too large even alone end up in oversize. A metric
-// without data points (Empty type) is never split.
-func splitMetricsBySize(md pmetric.Metrics, maxBytes int) (parts []pmetric.Metrics, oversize pmetric.Metrics, largest int) {
-	var sz pmetric.ProtoMarshaler
-	rms := md.ResourceMetrics()
-	rmSizes := make([]int, rms.Len())
-	total := 0
-	for i := range rmSizes {
-		rmSizes[i] = sz.ResourceMetricsSize(rms.At(i))
-		total += protoFieldCost(rmSizes[i])
-	}
-	if total <= maxBytes {
-		return []pmetric.Metrics{md}, pmetric.NewMetrics(), 0
-	}
-
-	pl := splitPlanner{maxBytes: maxBytes}
-	var scopeSizes, sizes, dpSizes []int
-	for ri := 0; ri < rms.Len(); ri++ {
-		sms := rms.At(ri).ScopeMetrics()
-		scopeSizes = encodedSizes(scopeSizes[:0], sms, sz.ScopeMetricsSize)
-		rHdr := rmSizes[ri] - sumFieldCosts(scopeSizes)
-		for si := 0; si < sms.Len(); si++ {
-			metrics := sms.At(si).Metrics()
-			sizes = encodedSizes(sizes[:0], metrics, sz.MetricSize)
-			path := scopePath(ri, si, rHdr, scopeSizes[si]-sumFieldCosts(sizes))
-			for mi, size := range sizes {
-				m := metrics.At(mi)
-				if path.alone(protoFieldCost(size)) <= maxBytes || metricDataPointCount(m) == 0 {
-					pl.place(&path, protoFieldCost(size), ri, si, -1, mi)
-					continue
-				}
-				// Split the metric by its data points: the metric header
-				// (name, ..., metadata) is its size minus its data message.
-				dpSizes = dataPointSizes(dpSizes[:0], m, &sz)
-				dataHdr := metricDataHeader(m)
-				metricHdr := size - protoFieldCost(dataHdr+sumFieldCosts(dpSizes))
-				dpPath := path
-				dpPath.depth = 4
-				dpPath.keys[2], dpPath.hdrs[2] = mi, metricHdr
-				dpPath.keys[3], dpPath.hdrs[3] = 0, dataHdr
-				for k, dpSize := range dpSizes {
-					pl.place(&dpPath, protoFieldCost(dpSize), ri, si, mi, k)
-				}
-			}
-		}
-	}
-
-	parts = make([]pmetric.Metrics, pl.parts)
-	over := newMetricsWriter()
-	var w *metricsWriter
-	cur := -1 // part w writes
-	for _, s := range pl.segs {
-		dst := over
-		if s.part >= 0 {
-			if s.part != cur {
-				cur, w = s.part, newMetricsWriter()
-				parts[cur] = w.md
-			}
-			dst = w
-		}
-		if s.mi < 0 {
-			dst.appendWhole(md, s.ri, s.si, s.lo, s.hi)
-		} else {
-			dst.appendPoints(md, s.ri, s.si, s.mi, s.lo, s.hi)
-		}
-	}
-	return parts, over.md, pl.largest
-}
-
-// halveMetrics splits md into two new batches of ceil(n/2) and floor(n/2)
-// data points (n = md.DataPointCount(), the collector's item count for
-// metrics), in order and with their context, so that the group can
-// binary-search for the data points a member rejects. The metric holding the
-// cut is split between the halves by its data points; a metric without data
-// points goes to the first half if fewer than ceil(n/2) data points precede
-// it, else to the second. md is only read. Meant for n >= 2.
-func halveMetrics(md pmetric.Metrics) (first, second pmetric.Metrics) {
-	k := (md.DataPointCount() + 1) / 2
-	a, b := newMetricsWriter(), newMetricsWriter()
-	g := 0 // data points before the current metric
-	rms := md.ResourceMetrics()
-	for ri := 0; ri < rms.Len(); ri++ {
-		sms := rms.At(ri).ScopeMetrics()
-		for si := 0; si < sms.Len(); si++ {
-			metrics := sms.At(si).Metrics()
-			for mi := 0; mi < metrics.Len(); mi++ {
-				n := metricDataPointCount(metrics.At(mi))
-				switch {
-				case g < k && g+n <= k:
-					a.appendWhole(md, ri, si, mi, mi+1)
-				case g >= k:
-					b.appendWhole(md, ri, si, mi, mi+1)
-				default:
-					a.appendPoints(md, ri, si, mi, 0, k-g)
-					b.appendPoints(md, ri, si, mi, k-g, n)
-				}
-				g += n
-			}
-		}
-	}
-	return a.md, b.md
-}
-
-// mergeMetrics is mergeTraces for metrics.
-func mergeMetrics(parts []pmetric.Metrics) pmetric.Metrics {
-	if len(parts) == 1 {
-		return parts[0]
-	}
-	merged := pmetric.NewMetrics()
-	dst := merged.ResourceMetrics()
-	n := 0
-	for _, p := range parts {
-		n += p.ResourceMetrics().Len()
-	}
-	dst.EnsureCapacity(n)
-	for _, p := range parts {
-		if p.IsReadOnly() {
-			appendCopies(p.ResourceMetrics(), dst, 0, p.ResourceMetrics().Len())
-			continue
-		}
-		p.ResourceMetrics().MoveAndAppendTo(dst)
-	}
-	return merged
 }

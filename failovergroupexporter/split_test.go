@@ -114,56 +114,262 @@ func splFillScope(sc pcommon.InstrumentationScope, r, s, pad int) {
 	sc.SetDroppedAttributesCount(uint32(s % 2))
 }
 
-func splGenTraces(s splShape) ptrace.Traces {
-	td := ptrace.NewTraces()
+// ---------------------------------------------------------------- items
+
+// splItem is an item of a batch: its id and a fingerprint of its context
+// (resource, scope and, for data points, metric).
+type splItem struct{ id, ctx string }
+
+func splResourceFP(res pcommon.Resource, schema string) string {
+	return fmt.Sprintf("%v|%d|%s", res.Attributes().AsRaw(), res.DroppedAttributesCount(), schema)
+}
+
+func splScopeFP(sc pcommon.InstrumentationScope, schema string) string {
+	return fmt.Sprintf("%s|%s|%v|%d|%s", sc.Name(), sc.Version(), sc.Attributes().AsRaw(), sc.DroppedAttributesCount(), schema)
+}
+
+func splMetricFP(m pmetric.Metric) string {
+	fp := fmt.Sprintf("%s|%s|%s|%v|%s", m.Name(), m.Description(), m.Unit(), m.Metadata().AsRaw(), m.Type())
+	switch m.Type() {
+	case pmetric.MetricTypeSum:
+		fp += fmt.Sprintf("|%s|%t", m.Sum().AggregationTemporality(), m.Sum().IsMonotonic())
+	case pmetric.MetricTypeHistogram:
+		fp += "|" + m.Histogram().AggregationTemporality().String()
+	case pmetric.MetricTypeExponentialHistogram:
+		fp += "|" + m.ExponentialHistogram().AggregationTemporality().String()
+	}
+	return fp
+}
+
+// ---------------------------------------------------------------- layouts
+
+// The helpers below reach the resources, scopes and items of a batch
+// through the layouts of split.go, so that one helper serves the three
+// signals. They rely on nothing the tests check: the layouts' accessors are
+// pinned down by their types (ptrace.ScopeSpans.Spans is the only
+// func(ScopeSpans) SpanSlice there is), and a context copy that lost
+// anything would show in the fingerprints of splItem. They are methods so
+// that the layout's type parameters are spelled once.
+
+// splGen generates a batch of shape s; fill makes item id of it.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) splGen(s splShape, fill func(item I, id int)) B {
+	b := l.newBatch()
 	id := 0
 	for r := 0; r < s.resources; r++ {
-		rs := td.ResourceSpans().AppendEmpty()
+		rs := l.resources(b).AppendEmpty()
 		rs.SetSchemaUrl(fmt.Sprintf("https://example.com/r%d", r))
 		splFillResource(rs.Resource(), r, s.ctxPad(r, -1))
 		for sc := s.scopes(r) - 1; sc >= 0; sc-- {
-			ss := rs.ScopeSpans().AppendEmpty()
+			ss := l.scopes(rs).AppendEmpty()
 			ss.SetSchemaUrl(fmt.Sprintf("https://example.com/r%d/s%d", r, sc))
 			splFillScope(ss.Scope(), r, sc, s.ctxPad(r, sc))
+			items := l.items(ss)
 			for i := s.items(r, sc); i > 0; i-- {
-				sp := ss.Spans().AppendEmpty()
-				sp.SetName(fmt.Sprintf("span-%d", id))
-				sp.SetTraceID(pcommon.TraceID{byte(id), byte(id >> 8), 1})
-				sp.SetSpanID(pcommon.SpanID{byte(id), byte(id >> 8), 2})
-				sp.SetStartTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000 + id))
-				sp.SetEndTimestamp(pcommon.Timestamp(1_700_000_000_000_500_000 + id))
-				sp.Attributes().PutStr("pad", strings.Repeat("x", s.itemPad(id)))
-				sp.Attributes().PutInt("n", int64(id))
+				fill(items.AppendEmpty(), id)
 				id++
 			}
 		}
 	}
-	return td
+	return b
+}
+
+// splEachScope calls f for every scope of b, with its resource and items.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) splEachScope(b B, f func(r R, s S, items IL)) {
+	rl := l.resources(b)
+	for i := 0; i < rl.Len(); i++ {
+		sl := l.scopes(rl.At(i))
+		for j := 0; j < sl.Len(); j++ {
+			f(rl.At(i), sl.At(j), l.items(sl.At(j)))
+		}
+	}
+}
+
+// splItems lists the items of b with the fingerprint of their context; add
+// appends those of one item (a metric: its data points).
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) splItems(b B, add func(out []splItem, item I, ctx string) []splItem) []splItem {
+	var out []splItem
+	l.splEachScope(b, func(r R, s S, items IL) {
+		ctx := splResourceFP(r.Resource(), r.SchemaUrl()) + "#" + splScopeFP(s.Scope(), s.SchemaUrl())
+		for i := 0; i < items.Len(); i++ {
+			out = add(out, items.At(i), ctx)
+		}
+	})
+	return out
+}
+
+// splWith returns a new batch holding the contexts of r and s and no item,
+// and its item slice.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) splWith(r R, s S) (B, IL) {
+	b := l.newBatch()
+	return b, l.items(l.appendScope(l.appendResource(b, r), s))
+}
+
+// splSingles returns one batch per unit of b, holding it with its context:
+// what the unit costs when sent alone. An item holds units(item) units (a
+// metric: its data points, or itself when it has none); only(c, j) cuts c,
+// a copy of the item, to its unit j.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) splSingles(b B, units func(I) int, only func(c I, j int)) []B {
+	var out []B
+	l.splEachScope(b, func(r R, s S, items IL) {
+		for i := 0; i < items.Len(); i++ {
+			for j := range units(items.At(i)) {
+				one, dst := l.splWith(r, s)
+				c := dst.AppendEmpty()
+				items.At(i).CopyTo(c)
+				only(c, j)
+				out = append(out, one)
+			}
+		}
+	})
+	return out
+}
+
+// splExtend returns a copy of part with the first item of next added where
+// the greedy fill would have put it: add appends it to dst, the items of
+// the last scope of the copy.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) splExtend(part, next B, add func(dst IL, first I)) B {
+	cand := l.newBatch()
+	appendCopies(l.resources(part), l.resources(cand), 0, l.resources(part).Len())
+	nr := l.resources(next).At(0)
+	ns := l.scopes(nr).At(0)
+	rl := l.resources(cand)
+	r := rl.At(rl.Len() - 1)
+	if splResID(r.Resource()) != splResID(nr.Resource()) {
+		r = l.appendResource(cand, nr)
+	}
+	sl := l.scopes(r)
+	if sl.Len() == 0 || sl.At(sl.Len()-1).Scope().Name() != ns.Scope().Name() {
+		l.appendScope(r, ns)
+	}
+	add(l.items(sl.At(sl.Len()-1)), l.items(ns).At(0))
+	return cand
+}
+
+func splResID(res pcommon.Resource) string {
+	v, _ := res.Attributes().Get("res.id")
+	return v.AsString()
+}
+
+// splMutate writes into every resource, scope and item (with mutate) of b.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) splMutate(b B, mutate func(I)) {
+	rl := l.resources(b)
+	for i := 0; i < rl.Len(); i++ {
+		rl.At(i).Resource().Attributes().PutStr("mutated", "yes")
+	}
+	l.splEachScope(b, func(_ R, s S, items IL) {
+		s.Scope().SetName("mutated")
+		for i := 0; i < items.Len(); i++ {
+			mutate(items.At(i))
+		}
+	})
+}
+
+// splCommon completes sig with what the layout tells of every signal.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) splCommon(sig splSignal[B]) splSignal[B] {
+	sig.count = l.count
+	sig.isEmpty = func(b B) bool { return l.resources(b).Len() == 0 }
+	sig.same = func(a, b B) bool { return any(a) == any(b) }
+	return sig
+}
+
+// splFlat completes sig for a signal whose items are counted one each
+// (traces, logs): id names an item, mutate writes into one.
+func (l *signalLayout[B, RL, R, SL, S, IL, I]) splFlat(sig splSignal[B], id func(I) string, mutate func(I)) splSignal[B] {
+	sig.items = func(b B) []splItem {
+		return l.splItems(b, func(out []splItem, item I, ctx string) []splItem {
+			return append(out, splItem{id(item), ctx})
+		})
+	}
+	sig.singles = func(b B) []B {
+		return l.splSingles(b, func(I) int { return 1 }, func(I, int) {})
+	}
+	// What each extra part may have to repeat: the largest context of a
+	// scope, in a batch of its own.
+	sig.header = func(b B) int {
+		largest := 0
+		l.splEachScope(b, func(r R, s S, _ IL) {
+			one, _ := l.splWith(r, s)
+			largest = max(largest, sig.size(one))
+		})
+		return largest
+	}
+	sig.extend = func(_ B, _ int, part, next B) B {
+		return l.splExtend(part, next, func(dst IL, first I) { first.CopyTo(dst.AppendEmpty()) })
+	}
+	sig.mutateAll = func(b B) { l.splMutate(b, mutate) }
+	return l.splCommon(sig)
+}
+
+// splMarshal and splUnmarshal adapt the pdata codecs, which cannot fail on
+// the batches of these tests.
+func splMarshal[T any](marshal func(T) ([]byte, error)) func(T) []byte {
+	return func(b T) []byte {
+		buf, err := marshal(b)
+		if err != nil {
+			panic(err)
+		}
+		return buf
+	}
+}
+
+func splUnmarshal[T any](unmarshal func([]byte) (T, error)) func([]byte) T {
+	return func(buf []byte) T {
+		b, err := unmarshal(buf)
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+}
+
+// ---------------------------------------------------------------- traces and logs
+
+func splGenTraces(s splShape) ptrace.Traces {
+	return tracesLayout.splGen(s, func(sp ptrace.Span, id int) {
+		sp.SetName(fmt.Sprintf("span-%d", id))
+		sp.SetTraceID(pcommon.TraceID{byte(id), byte(id >> 8), 1})
+		sp.SetSpanID(pcommon.SpanID{byte(id), byte(id >> 8), 2})
+		sp.SetStartTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000 + id))
+		sp.SetEndTimestamp(pcommon.Timestamp(1_700_000_000_000_500_000 + id))
+		sp.Attributes().PutStr("pad", strings.Repeat("x", s.itemPad(id)))
+		sp.Attributes().PutInt("n", int64(id))
+	})
 }
 
 func splGenLogs(s splShape) plog.Logs {
-	ld := plog.NewLogs()
-	id := 0
-	for r := 0; r < s.resources; r++ {
-		rl := ld.ResourceLogs().AppendEmpty()
-		rl.SetSchemaUrl(fmt.Sprintf("https://example.com/r%d", r))
-		splFillResource(rl.Resource(), r, s.ctxPad(r, -1))
-		for sc := s.scopes(r) - 1; sc >= 0; sc-- {
-			sl := rl.ScopeLogs().AppendEmpty()
-			sl.SetSchemaUrl(fmt.Sprintf("https://example.com/r%d/s%d", r, sc))
-			splFillScope(sl.Scope(), r, sc, s.ctxPad(r, sc))
-			for i := s.items(r, sc); i > 0; i-- {
-				lr := sl.LogRecords().AppendEmpty()
-				lr.Body().SetStr(fmt.Sprintf("log-%d", id))
-				lr.SetTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000 + id))
-				lr.SetSeverityNumber(plog.SeverityNumberInfo)
-				lr.Attributes().PutStr("pad", strings.Repeat("x", s.itemPad(id)))
-				id++
-			}
-		}
-	}
-	return ld
+	return logsLayout.splGen(s, func(lr plog.LogRecord, id int) {
+		lr.Body().SetStr(fmt.Sprintf("log-%d", id))
+		lr.SetTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000 + id))
+		lr.SetSeverityNumber(plog.SeverityNumberInfo)
+		lr.Attributes().PutStr("pad", strings.Repeat("x", s.itemPad(id)))
+	})
 }
+
+var splTraces = tracesLayout.splFlat(splSignal[ptrace.Traces]{
+	gen:       splGenTraces,
+	size:      (&ptrace.ProtoMarshaler{}).TracesSize,
+	marshal:   splMarshal((&ptrace.ProtoMarshaler{}).MarshalTraces),
+	unmarshal: splUnmarshal((&ptrace.ProtoUnmarshaler{}).UnmarshalTraces),
+	split:     splitTracesBySize, halve: halveTraces, merge: mergeTraces,
+	readOnly: ptrace.Traces.MarkReadOnly,
+}, ptrace.Span.Name, func(sp ptrace.Span) {
+	sp.SetName("mutated")
+	sp.Attributes().PutStr("pad", "mutated")
+})
+
+var splLogs = logsLayout.splFlat(splSignal[plog.Logs]{
+	gen:       splGenLogs,
+	size:      (&plog.ProtoMarshaler{}).LogsSize,
+	marshal:   splMarshal((&plog.ProtoMarshaler{}).MarshalLogs),
+	unmarshal: splUnmarshal((&plog.ProtoUnmarshaler{}).UnmarshalLogs),
+	split:     splitLogsBySize, halve: halveLogs, merge: mergeLogs,
+	readOnly: plog.Logs.MarkReadOnly,
+}, func(lr plog.LogRecord) string { return lr.Body().Str() }, func(lr plog.LogRecord) {
+	lr.Body().SetStr("mutated")
+	lr.Attributes().PutStr("pad", "mutated")
+})
+
+// ---------------------------------------------------------------- metrics
 
 // splFillMetric makes m a metric of type typ with the given data point ids.
 func splFillMetric(m pmetric.Metric, typ pmetric.MetricType, mIdx int, dpIDs []int, pad func(int) int) {
@@ -233,138 +439,44 @@ func splFillMetric(m pmetric.Metric, typ pmetric.MetricType, mIdx int, dpIDs []i
 }
 
 func splGenMetrics(s splShape) pmetric.Metrics {
-	md := pmetric.NewMetrics()
-	dpID, mIdx := 0, 0
-	for r := 0; r < s.resources; r++ {
-		rm := md.ResourceMetrics().AppendEmpty()
-		rm.SetSchemaUrl(fmt.Sprintf("https://example.com/r%d", r))
-		splFillResource(rm.Resource(), r, s.ctxPad(r, -1))
-		for sc := s.scopes(r) - 1; sc >= 0; sc-- {
-			sm := rm.ScopeMetrics().AppendEmpty()
-			sm.SetSchemaUrl(fmt.Sprintf("https://example.com/r%d/s%d", r, sc))
-			splFillScope(sm.Scope(), r, sc, s.ctxPad(r, sc))
-			for i := s.items(r, sc); i > 0; i-- {
-				typ := s.metricType(mIdx)
-				var ids []int
-				if typ != pmetric.MetricTypeEmpty {
-					for n := s.dataPoints(mIdx); n > 0; n-- {
-						ids = append(ids, dpID)
-						dpID++
-					}
-				}
-				splFillMetric(sm.Metrics().AppendEmpty(), typ, mIdx, ids, s.itemPad)
-				mIdx++
+	dpID := 0
+	return metricsLayout.splGen(s, func(m pmetric.Metric, mIdx int) {
+		typ := s.metricType(mIdx)
+		var ids []int
+		if typ != pmetric.MetricTypeEmpty {
+			for n := s.dataPoints(mIdx); n > 0; n-- {
+				ids = append(ids, dpID)
+				dpID++
 			}
 		}
-	}
-	return md
-}
-
-// ---------------------------------------------------------------- items
-
-// splItem is an item of a batch: its id and a fingerprint of its context
-// (resource, scope and, for data points, metric).
-type splItem struct{ id, ctx string }
-
-func splResourceFP(res pcommon.Resource, schema string) string {
-	return fmt.Sprintf("%v|%d|%s", res.Attributes().AsRaw(), res.DroppedAttributesCount(), schema)
-}
-
-func splScopeFP(sc pcommon.InstrumentationScope, schema string) string {
-	return fmt.Sprintf("%s|%s|%v|%d|%s", sc.Name(), sc.Version(), sc.Attributes().AsRaw(), sc.DroppedAttributesCount(), schema)
-}
-
-func splMetricFP(m pmetric.Metric) string {
-	fp := fmt.Sprintf("%s|%s|%s|%v|%s", m.Name(), m.Description(), m.Unit(), m.Metadata().AsRaw(), m.Type())
-	switch m.Type() {
-	case pmetric.MetricTypeSum:
-		fp += fmt.Sprintf("|%s|%t", m.Sum().AggregationTemporality(), m.Sum().IsMonotonic())
-	case pmetric.MetricTypeHistogram:
-		fp += "|" + m.Histogram().AggregationTemporality().String()
-	case pmetric.MetricTypeExponentialHistogram:
-		fp += "|" + m.ExponentialHistogram().AggregationTemporality().String()
-	}
-	return fp
-}
-
-func splTraceItems(td ptrace.Traces) []splItem {
-	var items []splItem
-	for _, rs := range td.ResourceSpans().All() {
-		rfp := splResourceFP(rs.Resource(), rs.SchemaUrl())
-		for _, ss := range rs.ScopeSpans().All() {
-			ctx := rfp + "#" + splScopeFP(ss.Scope(), ss.SchemaUrl())
-			for _, sp := range ss.Spans().All() {
-				items = append(items, splItem{sp.Name(), ctx})
-			}
-		}
-	}
-	return items
-}
-
-func splLogItems(ld plog.Logs) []splItem {
-	var items []splItem
-	for _, rl := range ld.ResourceLogs().All() {
-		rfp := splResourceFP(rl.Resource(), rl.SchemaUrl())
-		for _, sl := range rl.ScopeLogs().All() {
-			ctx := rfp + "#" + splScopeFP(sl.Scope(), sl.SchemaUrl())
-			for _, lr := range sl.LogRecords().All() {
-				items = append(items, splItem{lr.Body().Str(), ctx})
-			}
-		}
-	}
-	return items
+		splFillMetric(m, typ, mIdx, ids, s.itemPad)
+	})
 }
 
 // splDataPointAttrs returns the attributes of every data point of m.
 func splDataPointAttrs(m pmetric.Metric) []pcommon.Map {
-	var out []pcommon.Map
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
-		for _, dp := range m.Gauge().DataPoints().All() {
-			out = append(out, dp.Attributes())
-		}
+		return splAttrs(m.Gauge().DataPoints())
 	case pmetric.MetricTypeSum:
-		for _, dp := range m.Sum().DataPoints().All() {
-			out = append(out, dp.Attributes())
-		}
+		return splAttrs(m.Sum().DataPoints())
 	case pmetric.MetricTypeHistogram:
-		for _, dp := range m.Histogram().DataPoints().All() {
-			out = append(out, dp.Attributes())
-		}
+		return splAttrs(m.Histogram().DataPoints())
 	case pmetric.MetricTypeExponentialHistogram:
-		for _, dp := range m.ExponentialHistogram().DataPoints().All() {
-			out = append(out, dp.Attributes())
-		}
+		return splAttrs(m.ExponentialHistogram().DataPoints())
 	case pmetric.MetricTypeSummary:
-		for _, dp := range m.Summary().DataPoints().All() {
-			out = append(out, dp.Attributes())
-		}
+		return splAttrs(m.Summary().DataPoints())
 	}
-	return out
+	return nil
 }
 
-// splMetricItems lists the data points of md; a metric without data points
-// is one item of its own.
-func splMetricItems(md pmetric.Metrics) []splItem {
-	var items []splItem
-	for _, rm := range md.ResourceMetrics().All() {
-		rfp := splResourceFP(rm.Resource(), rm.SchemaUrl())
-		for _, sm := range rm.ScopeMetrics().All() {
-			sfp := rfp + "#" + splScopeFP(sm.Scope(), sm.SchemaUrl())
-			for _, m := range sm.Metrics().All() {
-				ctx := sfp + "#" + splMetricFP(m)
-				attrs := splDataPointAttrs(m)
-				if len(attrs) == 0 {
-					items = append(items, splItem{"nodp:" + m.Name(), ctx})
-				}
-				for _, a := range attrs {
-					v, _ := a.Get("split.id")
-					items = append(items, splItem{v.Str(), ctx})
-				}
-			}
-		}
+// splAttrs returns the attributes of every data point of dps.
+func splAttrs[E interface{ Attributes() pcommon.Map }, S pdataSlice[S, E]](dps S) []pcommon.Map {
+	var out []pcommon.Map
+	for i := 0; i < dps.Len(); i++ {
+		out = append(out, dps.At(i).Attributes())
 	}
-	return items
+	return out
 }
 
 // splKeepOnlyDataPoint removes every data point of m but the j-th.
@@ -385,206 +497,64 @@ func splKeepOnlyDataPoint(m pmetric.Metric, j int) {
 	}
 }
 
-// ---------------------------------------------------------------- single items and context
-
-func splTracesWith(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans) (ptrace.Traces, ptrace.SpanSlice) {
-	td := ptrace.NewTraces()
-	r := td.ResourceSpans().AppendEmpty()
-	rs.Resource().CopyTo(r.Resource())
-	r.SetSchemaUrl(rs.SchemaUrl())
-	s := r.ScopeSpans().AppendEmpty()
-	ss.Scope().CopyTo(s.Scope())
-	s.SetSchemaUrl(ss.SchemaUrl())
-	return td, s.Spans()
-}
-
-func splLogsWith(rl plog.ResourceLogs, sl plog.ScopeLogs) (plog.Logs, plog.LogRecordSlice) {
-	ld := plog.NewLogs()
-	r := ld.ResourceLogs().AppendEmpty()
-	rl.Resource().CopyTo(r.Resource())
-	r.SetSchemaUrl(rl.SchemaUrl())
-	s := r.ScopeLogs().AppendEmpty()
-	sl.Scope().CopyTo(s.Scope())
-	s.SetSchemaUrl(sl.SchemaUrl())
-	return ld, s.LogRecords()
-}
-
-func splMetricsWith(rm pmetric.ResourceMetrics, sm pmetric.ScopeMetrics) (pmetric.Metrics, pmetric.MetricSlice) {
-	md := pmetric.NewMetrics()
-	r := md.ResourceMetrics().AppendEmpty()
-	rm.Resource().CopyTo(r.Resource())
-	r.SetSchemaUrl(rm.SchemaUrl())
-	s := r.ScopeMetrics().AppendEmpty()
-	sm.Scope().CopyTo(s.Scope())
-	s.SetSchemaUrl(sm.SchemaUrl())
-	return md, s.Metrics()
-}
-
-// splTraceSingles returns one batch per span of td, holding it with its
-// context: what the span costs when sent alone.
-func splTraceSingles(td ptrace.Traces) []ptrace.Traces {
-	var out []ptrace.Traces
-	for _, rs := range td.ResourceSpans().All() {
-		for _, ss := range rs.ScopeSpans().All() {
-			for _, sp := range ss.Spans().All() {
-				one, spans := splTracesWith(rs, ss)
-				sp.CopyTo(spans.AppendEmpty())
-				out = append(out, one)
-			}
+// splMetricItems lists the data points of md; a metric without data points
+// is one item of its own.
+func splMetricItems(md pmetric.Metrics) []splItem {
+	return metricsLayout.splItems(md, func(out []splItem, m pmetric.Metric, ctx string) []splItem {
+		ctx += "#" + splMetricFP(m)
+		attrs := splDataPointAttrs(m)
+		if len(attrs) == 0 {
+			return append(out, splItem{"nodp:" + m.Name(), ctx})
 		}
-	}
-	return out
-}
-
-func splLogSingles(ld plog.Logs) []plog.Logs {
-	var out []plog.Logs
-	for _, rl := range ld.ResourceLogs().All() {
-		for _, sl := range rl.ScopeLogs().All() {
-			for _, lr := range sl.LogRecords().All() {
-				one, records := splLogsWith(rl, sl)
-				lr.CopyTo(records.AppendEmpty())
-				out = append(out, one)
-			}
+		for _, a := range attrs {
+			v, _ := a.Get("split.id")
+			out = append(out, splItem{v.Str(), ctx})
 		}
-	}
-	return out
+		return out
+	})
 }
 
 // splMetricSingles returns one batch per data point (or metric without data
 // points) of md.
 func splMetricSingles(md pmetric.Metrics) []pmetric.Metrics {
-	var out []pmetric.Metrics
-	for _, rm := range md.ResourceMetrics().All() {
-		for _, sm := range rm.ScopeMetrics().All() {
-			for _, m := range sm.Metrics().All() {
-				n := len(splDataPointAttrs(m))
-				for j := 0; j < max(n, 1); j++ {
-					one, metrics := splMetricsWith(rm, sm)
-					c := metrics.AppendEmpty()
-					m.CopyTo(c)
-					if n > 0 {
-						splKeepOnlyDataPoint(c, j)
-					}
-					out = append(out, one)
-				}
-			}
-		}
-	}
-	return out
+	units := func(m pmetric.Metric) int { return max(len(splDataPointAttrs(m)), 1) }
+	return metricsLayout.splSingles(md, units, splKeepOnlyDataPoint)
 }
 
-// splLargestHeader returns the size of the largest batch holding one
-// container path of td (resource and scope, for metrics also a metric) but
-// no items: what each extra part may have to repeat.
-func splLargestTraceHeader(td ptrace.Traces) int {
-	var sz ptrace.ProtoMarshaler
-	largest := 0
-	for _, rs := range td.ResourceSpans().All() {
-		for _, ss := range rs.ScopeSpans().All() {
-			one, _ := splTracesWith(rs, ss)
-			largest = max(largest, sz.TracesSize(one))
-		}
-	}
-	return largest
-}
-
-func splLargestLogHeader(ld plog.Logs) int {
-	var sz plog.ProtoMarshaler
-	largest := 0
-	for _, rl := range ld.ResourceLogs().All() {
-		for _, sl := range rl.ScopeLogs().All() {
-			one, _ := splLogsWith(rl, sl)
-			largest = max(largest, sz.LogsSize(one))
-		}
-	}
-	return largest
-}
-
+// splLargestMetricHeader returns the size of the largest batch holding one
+// metric of md without data points, with its context: what each extra part
+// may have to repeat.
 func splLargestMetricHeader(md pmetric.Metrics) int {
-	var sz pmetric.ProtoMarshaler
 	largest := 0
-	for _, rm := range md.ResourceMetrics().All() {
-		for _, sm := range rm.ScopeMetrics().All() {
-			for _, m := range sm.Metrics().All() {
-				one, metrics := splMetricsWith(rm, sm)
-				c := metrics.AppendEmpty()
-				m.CopyTo(c)
-				splKeepOnlyDataPoint(c, -1)
-				largest = max(largest, sz.MetricsSize(one))
-			}
+	metricsLayout.splEachScope(md, func(rm pmetric.ResourceMetrics, sm pmetric.ScopeMetrics, metrics pmetric.MetricSlice) {
+		for _, m := range metrics.All() {
+			one, dst := metricsLayout.splWith(rm, sm)
+			c := dst.AppendEmpty()
+			m.CopyTo(c)
+			splKeepOnlyDataPoint(c, -1)
+			largest = max(largest, (&pmetric.ProtoMarshaler{}).MetricsSize(one))
 		}
-	}
+	})
 	return largest
-}
-
-// ---------------------------------------------------------------- greedy check
-
-func splResID(res pcommon.Resource) string {
-	v, _ := res.Attributes().Get("res.id")
-	return v.AsString()
-}
-
-// splExtendTraces returns a copy of part with the first span of next added
-// where the greedy fill would have put it.
-func splExtendTraces(part, next ptrace.Traces) ptrace.Traces {
-	cand := ptrace.NewTraces()
-	part.CopyTo(cand)
-	nrs := next.ResourceSpans().At(0)
-	nss := nrs.ScopeSpans().At(0)
-	rss := cand.ResourceSpans()
-	rs := rss.At(rss.Len() - 1)
-	if splResID(rs.Resource()) != splResID(nrs.Resource()) {
-		rs = rss.AppendEmpty()
-		nrs.Resource().CopyTo(rs.Resource())
-		rs.SetSchemaUrl(nrs.SchemaUrl())
-	}
-	sss := rs.ScopeSpans()
-	if sss.Len() == 0 || sss.At(sss.Len()-1).Scope().Name() != nss.Scope().Name() {
-		ss := sss.AppendEmpty()
-		nss.Scope().CopyTo(ss.Scope())
-		ss.SetSchemaUrl(nss.SchemaUrl())
-	}
-	nss.Spans().At(0).CopyTo(sss.At(sss.Len() - 1).Spans().AppendEmpty())
-	return cand
-}
-
-func splExtendLogs(part, next plog.Logs) plog.Logs {
-	cand := plog.NewLogs()
-	part.CopyTo(cand)
-	nrl := next.ResourceLogs().At(0)
-	nsl := nrl.ScopeLogs().At(0)
-	rls := cand.ResourceLogs()
-	rl := rls.At(rls.Len() - 1)
-	if splResID(rl.Resource()) != splResID(nrl.Resource()) {
-		rl = rls.AppendEmpty()
-		nrl.Resource().CopyTo(rl.Resource())
-		rl.SetSchemaUrl(nrl.SchemaUrl())
-	}
-	sls := rl.ScopeLogs()
-	if sls.Len() == 0 || sls.At(sls.Len()-1).Scope().Name() != nsl.Scope().Name() {
-		sl := sls.AppendEmpty()
-		nsl.Scope().CopyTo(sl.Scope())
-		sl.SetSchemaUrl(nsl.SchemaUrl())
-	}
-	nsl.LogRecords().At(0).CopyTo(sls.At(sls.Len() - 1).LogRecords().AppendEmpty())
-	return cand
 }
 
 // splWholeMetricSize returns the size of a batch holding only the metric
 // named name of md, whole, with its context.
 func splWholeMetricSize(md pmetric.Metrics, name string) int {
-	for _, rm := range md.ResourceMetrics().All() {
-		for _, sm := range rm.ScopeMetrics().All() {
-			for _, m := range sm.Metrics().All() {
-				if m.Name() == name {
-					one, metrics := splMetricsWith(rm, sm)
-					m.CopyTo(metrics.AppendEmpty())
-					return (&pmetric.ProtoMarshaler{}).MetricsSize(one)
-				}
+	size := -1
+	metricsLayout.splEachScope(md, func(rm pmetric.ResourceMetrics, sm pmetric.ScopeMetrics, metrics pmetric.MetricSlice) {
+		for _, m := range metrics.All() {
+			if m.Name() == name && size < 0 {
+				one, dst := metricsLayout.splWith(rm, sm)
+				m.CopyTo(dst.AppendEmpty())
+				size = (&pmetric.ProtoMarshaler{}).MetricsSize(one)
 			}
 		}
+	})
+	if size < 0 {
+		panic("no metric " + name)
 	}
-	panic("no metric " + name)
+	return size
 }
 
 // splMetricPacksByDataPoints tells whether the splitter must pack metric m
@@ -597,54 +567,52 @@ func splMetricPacksByDataPoints(in pmetric.Metrics, m pmetric.Metric, maxBytes i
 // the first data point of it if the metric is packed by data points) to a
 // copy of part.
 func splExtendMetrics(in pmetric.Metrics, maxBytes int, part, next pmetric.Metrics) pmetric.Metrics {
-	cand := pmetric.NewMetrics()
-	part.CopyTo(cand)
-	nrm := next.ResourceMetrics().At(0)
-	nsm := nrm.ScopeMetrics().At(0)
-	unit := pmetric.NewMetric()
-	nsm.Metrics().At(0).CopyTo(unit)
-	byPoints := splMetricPacksByDataPoints(in, unit, maxBytes)
-	if byPoints {
-		splKeepOnlyDataPoint(unit, 0)
-	}
-	rms := cand.ResourceMetrics()
-	rm := rms.At(rms.Len() - 1)
-	if splResID(rm.Resource()) != splResID(nrm.Resource()) {
-		rm = rms.AppendEmpty()
-		nrm.Resource().CopyTo(rm.Resource())
-		rm.SetSchemaUrl(nrm.SchemaUrl())
-	}
-	sms := rm.ScopeMetrics()
-	if sms.Len() == 0 || sms.At(sms.Len()-1).Scope().Name() != nsm.Scope().Name() {
-		sm := sms.AppendEmpty()
-		nsm.Scope().CopyTo(sm.Scope())
-		sm.SetSchemaUrl(nsm.SchemaUrl())
-	}
-	ms := sms.At(sms.Len() - 1).Metrics()
-	if byPoints && ms.Len() > 0 && ms.At(ms.Len()-1).Name() == unit.Name() {
-		last := ms.At(ms.Len() - 1)
-		switch unit.Type() {
-		case pmetric.MetricTypeGauge:
-			unit.Gauge().DataPoints().MoveAndAppendTo(last.Gauge().DataPoints())
-		case pmetric.MetricTypeSum:
-			unit.Sum().DataPoints().MoveAndAppendTo(last.Sum().DataPoints())
-		case pmetric.MetricTypeHistogram:
-			unit.Histogram().DataPoints().MoveAndAppendTo(last.Histogram().DataPoints())
-		case pmetric.MetricTypeExponentialHistogram:
-			unit.ExponentialHistogram().DataPoints().MoveAndAppendTo(last.ExponentialHistogram().DataPoints())
-		case pmetric.MetricTypeSummary:
-			unit.Summary().DataPoints().MoveAndAppendTo(last.Summary().DataPoints())
+	return metricsLayout.splExtend(part, next, func(ms pmetric.MetricSlice, first pmetric.Metric) {
+		if !splMetricPacksByDataPoints(in, first, maxBytes) {
+			first.CopyTo(ms.AppendEmpty())
+			return
 		}
-	} else {
-		unit.CopyTo(ms.AppendEmpty())
-	}
-	return cand
+		// Its first data point joins the piece of the metric ending part, if
+		// there is one.
+		if ms.Len() > 0 && ms.At(ms.Len()-1).Name() == first.Name() {
+			appendDataPoints(ms.At(ms.Len()-1), first, 0, 1)
+			return
+		}
+		c := ms.AppendEmpty()
+		first.CopyTo(c)
+		splKeepOnlyDataPoint(c, 0)
+	})
 }
+
+func splMutateMetric(m pmetric.Metric) {
+	m.SetName("mutated")
+	m.Metadata().PutStr("meta", "mutated")
+	for _, a := range splDataPointAttrs(m) {
+		a.PutStr("split.id", "mutated")
+	}
+}
+
+var splMetrics = metricsLayout.splCommon(splSignal[pmetric.Metrics]{
+	gen:       splGenMetrics,
+	size:      (&pmetric.ProtoMarshaler{}).MetricsSize,
+	marshal:   splMarshal((&pmetric.ProtoMarshaler{}).MarshalMetrics),
+	unmarshal: splUnmarshal((&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics),
+	split:     splitMetricsBySize, halve: halveMetrics, merge: mergeMetrics,
+	readOnly: pmetric.Metrics.MarkReadOnly,
+	items:    splMetricItems,
+	singles:  splMetricSingles,
+	header:   splLargestMetricHeader,
+	extend:   splExtendMetrics,
+	mutateAll: func(md pmetric.Metrics) {
+		metricsLayout.splMutate(md, splMutateMetric)
+	},
+})
 
 // ---------------------------------------------------------------- generic checks
 
 // splSignal gathers what the checks need to know about one signal.
 type splSignal[T any] struct {
+	gen       func(splShape) T
 	size      func(T) int
 	marshal   func(T) []byte
 	unmarshal func([]byte) T
@@ -660,129 +628,6 @@ type splSignal[T any] struct {
 	isEmpty   func(T) bool // no resource left
 	mutateAll func(T)      // writes into every resource and item
 	same      func(a, b T) bool
-}
-
-var splTraces = splSignal[ptrace.Traces]{
-	size: (&ptrace.ProtoMarshaler{}).TracesSize,
-	marshal: func(td ptrace.Traces) []byte {
-		b, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-		return b
-	},
-	unmarshal: func(b []byte) ptrace.Traces {
-		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b)
-		if err != nil {
-			panic(err)
-		}
-		return td
-	},
-	items:   splTraceItems,
-	count:   ptrace.Traces.SpanCount,
-	singles: splTraceSingles,
-	header:  splLargestTraceHeader,
-	extend: func(_ ptrace.Traces, _ int, part, next ptrace.Traces) ptrace.Traces {
-		return splExtendTraces(part, next)
-	},
-	split:    splitTracesBySize,
-	halve:    halveTraces,
-	merge:    mergeTraces,
-	readOnly: ptrace.Traces.MarkReadOnly,
-	isEmpty:  func(td ptrace.Traces) bool { return td.ResourceSpans().Len() == 0 },
-	mutateAll: func(td ptrace.Traces) {
-		for _, rs := range td.ResourceSpans().All() {
-			rs.Resource().Attributes().PutStr("mutated", "yes")
-			for _, ss := range rs.ScopeSpans().All() {
-				ss.Scope().SetName("mutated")
-				for _, sp := range ss.Spans().All() {
-					sp.SetName("mutated")
-					sp.Attributes().PutStr("pad", "mutated")
-				}
-			}
-		}
-	},
-	same: func(a, b ptrace.Traces) bool { return a == b },
-}
-
-var splLogs = splSignal[plog.Logs]{
-	size: (&plog.ProtoMarshaler{}).LogsSize,
-	marshal: func(ld plog.Logs) []byte {
-		b, _ := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
-		return b
-	},
-	unmarshal: func(b []byte) plog.Logs {
-		ld, err := (&plog.ProtoUnmarshaler{}).UnmarshalLogs(b)
-		if err != nil {
-			panic(err)
-		}
-		return ld
-	},
-	items:   splLogItems,
-	count:   plog.Logs.LogRecordCount,
-	singles: splLogSingles,
-	header:  splLargestLogHeader,
-	extend: func(_ plog.Logs, _ int, part, next plog.Logs) plog.Logs {
-		return splExtendLogs(part, next)
-	},
-	split:    splitLogsBySize,
-	halve:    halveLogs,
-	merge:    mergeLogs,
-	readOnly: plog.Logs.MarkReadOnly,
-	isEmpty:  func(ld plog.Logs) bool { return ld.ResourceLogs().Len() == 0 },
-	mutateAll: func(ld plog.Logs) {
-		for _, rl := range ld.ResourceLogs().All() {
-			rl.Resource().Attributes().PutStr("mutated", "yes")
-			for _, sl := range rl.ScopeLogs().All() {
-				sl.Scope().SetName("mutated")
-				for _, lr := range sl.LogRecords().All() {
-					lr.Body().SetStr("mutated")
-					lr.Attributes().PutStr("pad", "mutated")
-				}
-			}
-		}
-	},
-	same: func(a, b plog.Logs) bool { return a == b },
-}
-
-var splMetrics = splSignal[pmetric.Metrics]{
-	size: (&pmetric.ProtoMarshaler{}).MetricsSize,
-	marshal: func(md pmetric.Metrics) []byte {
-		b, _ := (&pmetric.ProtoMarshaler{}).MarshalMetrics(md)
-		return b
-	},
-	unmarshal: func(b []byte) pmetric.Metrics {
-		md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(b)
-		if err != nil {
-			panic(err)
-		}
-		return md
-	},
-	items:     splMetricItems,
-	count:     pmetric.Metrics.DataPointCount,
-	singles:   splMetricSingles,
-	header:    splLargestMetricHeader,
-	extend:    splExtendMetrics,
-	split:     splitMetricsBySize,
-	halve:     halveMetrics,
-	merge:     mergeMetrics,
-	readOnly:  pmetric.Metrics.MarkReadOnly,
-	isEmpty:   func(md pmetric.Metrics) bool { return md.ResourceMetrics().Len() == 0 },
-	mutateAll: splMutateMetrics,
-	same:      func(a, b pmetric.Metrics) bool { return a == b },
-}
-
-func splMutateMetrics(md pmetric.Metrics) {
-	for _, rm := range md.ResourceMetrics().All() {
-		rm.Resource().Attributes().PutStr("mutated", "yes")
-		for _, sm := range rm.ScopeMetrics().All() {
-			sm.Scope().SetName("mutated")
-			for _, m := range sm.Metrics().All() {
-				m.SetName("mutated")
-				m.Metadata().PutStr("meta", "mutated")
-				for _, a := range splDataPointAttrs(m) {
-					a.PutStr("split.id", "mutated")
-				}
-			}
-		}
-	}
 }
 
 func splConcat[T any](sig splSignal[T], batches []T) []splItem {
@@ -949,14 +794,14 @@ func splTableCases(itemPrefix string) []splCase {
 	}
 }
 
-func splRunTable[T any](t *testing.T, sig splSignal[T], gen func(splShape) T, itemPrefix string) {
+func splRunTable[T any](t *testing.T, sig splSignal[T], itemPrefix string) {
 	cases := splTableCases(itemPrefix)
 	for i := range cases {
 		tc := &cases[i]
 		t.Run(tc.name, func(t *testing.T) {
-			total := sig.size(gen(tc.shape))
+			total := sig.size(sig.gen(tc.shape))
 			maxBytes := tc.maxBytes(total)
-			out := splSplitAndCheck(t, sig, func() T { return gen(tc.shape) }, maxBytes)
+			out := splSplitAndCheck(t, sig, func() T { return sig.gen(tc.shape) }, maxBytes)
 			if tc.same {
 				require.Len(t, out.parts, 1)
 				return
@@ -969,7 +814,7 @@ func splRunTable[T any](t *testing.T, sig splSignal[T], gen func(splShape) T, it
 			switch {
 			case tc.allOversize:
 				assert.Empty(t, out.parts)
-				assert.Len(t, overIDs, sig.count(gen(tc.shape)))
+				assert.Len(t, overIDs, sig.count(sig.gen(tc.shape)))
 				assert.Positive(t, out.largest)
 			case tc.oversizeIDs != nil:
 				assert.Equal(t, tc.oversizeIDs, overIDs)
@@ -986,16 +831,16 @@ func splRunTable[T any](t *testing.T, sig splSignal[T], gen func(splShape) T, it
 }
 
 func TestSplitTracesBySize(t *testing.T) {
-	splRunTable(t, splTraces, splGenTraces, "span-")
+	splRunTable(t, splTraces, "span-")
 }
 
 func TestSplitLogsBySize(t *testing.T) {
-	splRunTable(t, splLogs, splGenLogs, "log-")
+	splRunTable(t, splLogs, "log-")
 }
 
 func TestSplitMetricsBySize(t *testing.T) {
 	// The table's "items" are data points here: 3 per metric.
-	splRunTable(t, splMetrics, splGenMetrics, "dp-")
+	splRunTable(t, splMetrics, "dp-")
 }
 
 // splOneMetric returns a batch holding a single metric of type typ with n
@@ -1112,12 +957,12 @@ func splConcatCount(parts []pmetric.Metrics) int {
 
 // ---------------------------------------------------------------- random invariants
 
-func splRandomInvariants[T any](t *testing.T, sig splSignal[T], gen func(splShape) T, seed uint64) {
+func splRandomInvariants[T any](t *testing.T, sig splSignal[T], seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	const cases = 300
 	boundChecked := 0
 	for i := range cases {
-		in := gen(splRandomShape(rng))
+		in := sig.gen(splRandomShape(rng))
 		maxBytes := splRandomMax(rng, sig.size(in))
 		encoded := sig.marshal(in)
 		copyOf := func() T { return sig.unmarshal(encoded) }
@@ -1154,15 +999,15 @@ func splRandomInvariants[T any](t *testing.T, sig splSignal[T], gen func(splShap
 }
 
 func TestSplitTracesBySizeRandom(t *testing.T) {
-	splRandomInvariants(t, splTraces, splGenTraces, 1)
+	splRandomInvariants(t, splTraces, 1)
 }
 
 func TestSplitLogsBySizeRandom(t *testing.T) {
-	splRandomInvariants(t, splLogs, splGenLogs, 2)
+	splRandomInvariants(t, splLogs, 2)
 }
 
 func TestSplitMetricsBySizeRandom(t *testing.T) {
-	splRandomInvariants(t, splMetrics, splGenMetrics, 3)
+	splRandomInvariants(t, splMetrics, 3)
 }
 
 // ---------------------------------------------------------------- halve
@@ -1186,7 +1031,8 @@ func splCheckHalve[T any](t *testing.T, sig splSignal[T], in T, readOnly bool) {
 	assert.Equal(t, before, sig.marshal(in), "writing to the halves changed the input")
 }
 
-func TestHalve(t *testing.T) {
+// splCheckHalves halves batches of a few shapes, mutable and read-only.
+func splCheckHalves[T any](t *testing.T, sig splSignal[T]) {
 	shapes := map[string]splShape{
 		"two items":            splUniform(1, 1, 2, 5, 5),
 		"odd count":            splUniform(1, 1, 7, 5, 5),
@@ -1197,20 +1043,16 @@ func TestHalve(t *testing.T) {
 	}
 	for name, s := range shapes {
 		t.Run(name, func(t *testing.T) {
-			t.Run("traces", func(t *testing.T) {
-				splCheckHalve(t, splTraces, splGenTraces(s), false)
-				splCheckHalve(t, splTraces, splGenTraces(s), true)
-			})
-			t.Run("logs", func(t *testing.T) {
-				splCheckHalve(t, splLogs, splGenLogs(s), false)
-				splCheckHalve(t, splLogs, splGenLogs(s), true)
-			})
-			t.Run("metrics", func(t *testing.T) {
-				splCheckHalve(t, splMetrics, splGenMetrics(s), false)
-				splCheckHalve(t, splMetrics, splGenMetrics(s), true)
-			})
+			splCheckHalve(t, sig, sig.gen(s), false)
+			splCheckHalve(t, sig, sig.gen(s), true)
 		})
 	}
+}
+
+func TestHalve(t *testing.T) {
+	t.Run("traces", func(t *testing.T) { splCheckHalves(t, splTraces) })
+	t.Run("logs", func(t *testing.T) { splCheckHalves(t, splLogs) })
+	t.Run("metrics", func(t *testing.T) { splCheckHalves(t, splMetrics) })
 }
 
 func TestHalveMetricsSplitsAMetric(t *testing.T) {
@@ -1251,50 +1093,49 @@ func TestHalveMetricsSplitsAMetric(t *testing.T) {
 
 // ---------------------------------------------------------------- merge
 
-func splCheckMergeRoundTrip[T any](t *testing.T, sig splSignal[T], in T, maxBytes int) {
-	t.Helper()
-	want := sig.items(in)
-	parts, oversize, _ := sig.split(in, maxBytes)
-	require.Empty(t, sig.items(oversize))
-	require.Greater(t, len(parts), 2)
-	merged := sig.merge(parts)
-	assert.Equal(t, want, sig.items(merged))
-	assert.Equal(t, sig.count(in), sig.count(merged))
-	for i, p := range parts {
-		assert.True(t, sig.isEmpty(p), "part %d not consumed", i)
-	}
-}
-
-func TestMerge(t *testing.T) {
+// splCheckMerge checks merge: on the parts of a split, on a single part, on
+// no part and on parts some of which are read-only.
+func splCheckMerge[T any](t *testing.T, sig splSignal[T]) {
 	s := splUniform(4, 3, 20, 30, 50)
-	t.Run("traces", func(t *testing.T) { splCheckMergeRoundTrip(t, splTraces, splGenTraces(s), 3_000) })
-	t.Run("logs", func(t *testing.T) { splCheckMergeRoundTrip(t, splLogs, splGenLogs(s), 3_000) })
-	t.Run("metrics", func(t *testing.T) { splCheckMergeRoundTrip(t, splMetrics, splGenMetrics(s), 3_000) })
+	t.Run("round trip", func(t *testing.T) {
+		in := sig.gen(s)
+		want := sig.items(in)
+		parts, oversize, _ := sig.split(in, 3_000)
+		require.Empty(t, sig.items(oversize))
+		require.Greater(t, len(parts), 2)
+		merged := sig.merge(parts)
+		assert.Equal(t, want, sig.items(merged))
+		assert.Equal(t, sig.count(in), sig.count(merged))
+		for i, p := range parts {
+			assert.True(t, sig.isEmpty(p), "part %d not consumed", i)
+		}
+	})
 
 	t.Run("single part is returned as is", func(t *testing.T) {
-		td := splGenTraces(s)
-		assert.True(t, identical(mergeTraces([]ptrace.Traces{td}), td))
-		ld := splGenLogs(s)
-		assert.True(t, identical(mergeLogs([]plog.Logs{ld}), ld))
-		md := splGenMetrics(s)
-		assert.True(t, identical(mergeMetrics([]pmetric.Metrics{md}), md))
+		in := sig.gen(s)
+		assert.True(t, sig.same(sig.merge([]T{in}), in))
 	})
 
 	t.Run("no parts", func(t *testing.T) {
-		assert.Zero(t, mergeTraces(nil).SpanCount())
-		assert.Zero(t, mergeLogs(nil).LogRecordCount())
-		assert.Zero(t, mergeMetrics(nil).DataPointCount())
+		assert.Zero(t, sig.count(sig.merge(nil)))
 	})
 
 	t.Run("read-only parts are copied", func(t *testing.T) {
-		a, b := splGenTraces(splUniform(1, 1, 2, 1, 1)), splGenTraces(splUniform(2, 1, 1, 1, 1))
-		want := append(splTraceItems(a), splTraceItems(b)...)
-		b.MarkReadOnly()
-		merged := mergeTraces([]ptrace.Traces{a, b})
-		assert.Equal(t, want, splTraceItems(merged))
-		assert.Zero(t, a.ResourceSpans().Len())
-		assert.Equal(t, 2, b.ResourceSpans().Len())
+		a, b := sig.gen(splUniform(1, 1, 2, 1, 1)), sig.gen(splUniform(2, 1, 1, 1, 1))
+		want := append(sig.items(a), sig.items(b)...)
+		sig.readOnly(b)
+		before := sig.marshal(b)
+		merged := sig.merge([]T{a, b})
+		assert.Equal(t, want, sig.items(merged))
+		assert.True(t, sig.isEmpty(a))
+		assert.Equal(t, before, sig.marshal(b))
 	})
+}
+
+func TestMerge(t *testing.T) {
+	t.Run("traces", func(t *testing.T) { splCheckMerge(t, splTraces) })
+	t.Run("logs", func(t *testing.T) { splCheckMerge(t, splLogs) })
+	t.Run("metrics", func(t *testing.T) { splCheckMerge(t, splMetrics) })
 }
 
 // ---------------------------------------------------------------- sizes
