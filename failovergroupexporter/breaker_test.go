@@ -217,6 +217,32 @@ func TestBreakerClosedAttemptEndingInHalfOpenIsNotTheProbe(t *testing.T) {
 	}, bt.changeList())
 }
 
+// The interleaving the breaker once had: an attempt admitted by reading the
+// closed state, then the generation after the breaker had gone closed →
+// open → half-open, held a closed-state claim with the half-open
+// generation, and its result counted as the half-open probe's. A ticket
+// built that way (what the two loads could pair) is not the breaker's
+// current ticket, so its result is ignored: the probe keeps its slot.
+func TestBreakerIgnoresAClosedClaimWithTheHalfOpenGeneration(t *testing.T) {
+	cfg := testBreakerCfg
+	cfg.SuccessThreshold = 1
+	bt := newTestBreaker(t, cfg)
+	for range 3 {
+		bt.attempt(t, failed)
+	}
+	bt.clock.Advance(cfg.OpenDuration)
+	probe, ok := bt.allow()
+	require.True(t, ok)
+	require.Equal(t, stateHalfOpen, probe.state())
+	racy := newTicket(uint64(probe>>8), stateClosed) // closed state, half-open generation
+	bt.success(racy)
+	assert.Equal(t, stateHalfOpen, bt.state(), "the racy claim must not close the breaker")
+	_, ok = bt.allow()
+	assert.False(t, ok, "the probe slot stays taken")
+	bt.failure(racy)
+	assert.Equal(t, stateHalfOpen, bt.state(), "nor reopen it")
+}
+
 // A ticket keeps state and generation apart for any generation.
 func TestTicketPacksStateAndGeneration(t *testing.T) {
 	for _, gen := range []uint64{0, 1, 255, 256, 1 << 40} {

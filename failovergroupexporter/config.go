@@ -203,20 +203,24 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// checkMemberTimeout refuses a member timeout its exporter cannot start with
-// (the kafka exporter's produce timeout floor): such a member would never
-// start, and the group would run without it.
+// checkMemberTimeout refuses a timeout the member cannot work with (the
+// kafka exporter's produce request timeout floor): with its own `timeout`
+// under the floor the member never starts, and the group would run without
+// it; with attempt_timeout under it, every attempt is cut before a produce
+// request may end.
 func (c *Config) checkMemberTimeout(key string, m *MemberConfig) error {
 	f := m.facts
-	if f.minTimeout == 0 || f.timeout <= 0 || f.timeout >= f.minTimeout {
+	if f.minTimeout == 0 {
 		return nil
 	}
-	if f.timeout == c.AttemptTimeout {
-		return atKey("attempt_timeout", fmt.Errorf("%v for %s: %w (%v, the kafka producer's request timeout floor; the group sets the member's `timeout` to attempt_timeout); "+
-			"raise attempt_timeout to at least %v, or give the member its own `timeout` of at least %v",
-			c.AttemptTimeout, key, errTimeoutBelowFloor, f.minTimeout, f.minTimeout, f.minTimeout))
+	if c.AttemptTimeout > 0 && c.AttemptTimeout < f.minTimeout {
+		return atKey("attempt_timeout", fmt.Errorf("%v for %s: %w (%v, the kafka producer's request timeout floor; attempt_timeout bounds every attempt and is the member's `timeout` unless it sets one); "+
+			"raise attempt_timeout to at least %v", c.AttemptTimeout, key, errTimeoutBelowFloor, f.minTimeout, f.minTimeout))
 	}
-	return atKey(key+"::timeout", fmt.Errorf("%v: %w (%v, the kafka producer's request timeout floor); set it to at least %v", f.timeout, errTimeoutBelowFloor, f.minTimeout, f.minTimeout))
+	if f.timeout > 0 && f.timeout < f.minTimeout {
+		return atKey(key+"::timeout", fmt.Errorf("%v: %w (%v, the kafka producer's request timeout floor); set it to at least %v", f.timeout, errTimeoutBelowFloor, f.minTimeout, f.minTimeout))
+	}
+	return nil
 }
 
 // checkQueueRetry: with a group queue, a batch must wait until a member

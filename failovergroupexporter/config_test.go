@@ -252,6 +252,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"attempt_timeout_negative", "attempt_timeout", errNotPositive},
 		{"attempt_timeout_below_kafka_floor", "attempt_timeout", errTimeoutBelowFloor},
 		{"kafka_timeout_below_floor", "members[0] kafka/dlq::timeout", errTimeoutBelowFloor},
+		{"attempt_timeout_below_kafka_floor_own_timeout", "attempt_timeout", errTimeoutBelowFloor},
 		{"open_duration_zero", "circuit_breaker::open_duration", errNotPositive},
 		{"max_open_shorter", "circuit_breaker::max_open_duration", errShorterThan},
 		{"failure_threshold_zero", "circuit_breaker::failure_threshold", errBelowOne},

@@ -5,6 +5,7 @@ package failovergroupexporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -64,9 +66,13 @@ members:
 
 		calls := h.member("dlq").callList()
 		require.Greater(t, len(calls), 3, "split into several records")
-		budget := membersOf(h.exp)[1].valueBudget(t.Context())
 		var parked []string
 		for _, c := range calls {
+			// The budget of a record with this call's headers: the DLQ
+			// stamp the group adds to include_metadata_keys.
+			stamped := client.NewContext(t.Context(), client.Info{Metadata: client.NewMetadata(c.md)})
+			budget := membersOf(h.exp)[1].valueBudget(stamped)
+			require.Less(t, budget, membersOf(h.exp)[1].valueBudget(t.Context()), "the stamp headers take room")
 			assert.LessOrEqual(t, encodedSize(t, c.data), budget, "each part fits one record")
 			assert.Equal(t, []string{"transient:connection_refused"}, c.md[dlqmeta.KeyReason], "each part is stamped like the whole")
 			assert.Equal(t, []string{"failover_group/ingest"}, c.md[dlqmeta.KeyGroup])
@@ -81,7 +87,9 @@ members:
 // One item that cannot fit a record even alone is the one thing a DLQ
 // member cannot park: it is refused with a permanent error naming the limit
 // and the key that raises it; the rest is parked; the DLQ breaker is not
-// charged (repeated, that would open it in the middle of an outage).
+// charged (repeated, that would open it in the middle of an outage). The
+// client is told not to retry (400 / InvalidArgument): a retry would park
+// the rest again and fail on the same item.
 func TestItemLargerThanARecordIsRefused(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
 		h := newHarness(t, sig, `
@@ -98,7 +106,8 @@ circuit_breaker: {failure_threshold: 1}
 			err := h.send("small-1", huge, "small-2")
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "members[1] kafka/dlq: permanent:too_large")
-			assert.Equal(t, codes.Unavailable, status.Code(err), "ClickHouse may take it later: the client retries")
+			assert.Equal(t, codes.InvalidArgument, status.Code(err), "refused: the client must not send it again")
+			assert.True(t, consumererror.IsPermanent(err))
 			assert.Equal(t, stateClosed, h.breaker(1).state(), "a too-large item never charges the DLQ breaker")
 		}
 		assert.Equal(t, []string{"small-1", "small-2", "small-1", "small-2", "small-1", "small-2"}, h.member("dlq").acceptedIDs())
@@ -256,4 +265,113 @@ retry_on_failure: {initial_interval: 1ms, max_interval: 2ms, randomization_facto
 		require.Eventually(t, func() bool { return slices.Contains(h.member("dlq").acceptedIDs(), "queued") }, waitFor, time.Millisecond)
 		assert.Empty(t, h.logs.FilterMessageSnippet("Dropping data").All())
 	})
+}
+
+// A refusal joined from several results (the clickhouse exporter inserts
+// each metric type on its own and joins their errors) may come after part
+// of the batch was written: it is not isolated, the batch moves on whole.
+func TestJoinedRefusalIsNotIsolated(t *testing.T) {
+	h := newHarness(t, allSignals[0], twoMembers)
+	h.waitReady()
+	h.member("primary").always(fail(errors.Join(errBadData, errors.New("sum metric insert: ok"))))
+	require.NoError(t, h.send(ids("j", 8)...))
+	assert.Equal(t, 1, h.member("primary").numCalls(), "no halves sent again")
+	assert.Equal(t, ids("j", 8), h.member("dlq").receivedIDs())
+}
+
+// Isolation ends at the attempt's deadline, whatever member bounds its own
+// calls: what is not resolved by then moves on with the refusal, and the
+// breaker of a member that kept answering is not charged.
+func TestIsolationEndsAtTheAttemptDeadline(t *testing.T) {
+	doc := strings.Replace(twoMembers, "attempt_timeout: 2s", "attempt_timeout: 100ms", 1)
+	h := newHarness(t, allSignals[0], strings.Replace(doc, "failure_threshold: 3", "failure_threshold: 1", 1))
+	h.waitReady()
+	h.member("primary").set(func(ctx context.Context, got []string) result {
+		select { // a slow member that refuses bad data
+		case <-time.After(30 * time.Millisecond):
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
+		if slices.Contains(got, "i-0") {
+			return fail(errBadData)
+		}
+		return succeed()
+	})
+	items := ids("i", 200)
+	require.NoError(t, h.send(items...))
+	got := append(h.member("primary").acceptedIDs(), h.member("dlq").receivedIDs()...)
+	assert.ElementsMatch(t, items, got, "every item once")
+	assert.Less(t, h.member("primary").numCalls(), 1+isolateBudget(200), "cut short by the deadline")
+	assert.Equal(t, stateClosed, h.breaker(0).state(), "answering slowly is not failing")
+}
+
+// A refusal with on_permanent_error: return is permanent upstream, also
+// when an earlier member was passed by.
+func TestReturnedRefusalIsPermanent(t *testing.T) {
+	h := newHarness(t, allSignals[0], `
+members:
+  - testmember/down:
+  - testmember/picky:
+  - testmember/dlq:
+on_permanent_error: return
+circuit_breaker: {failure_threshold: 1}
+`)
+	h.waitReady()
+	h.member("down").always(fail(errRefused))
+	h.member("picky").always(fail(errBadData))
+	err := h.send("a")
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(err))
+	assert.Equal(t, codes.InvalidArgument, status.Code(err))
+	assert.Zero(t, h.member("dlq").numCalls())
+}
+
+// Replayed data refused as bad by the only member that may take it is bad
+// data, although a dead-letter member was passed by (loop guard): the answer
+// is permanent, so that dlq_routing poisons it instead of retrying forever.
+func TestLoopGuardDoesNotHideBadData(t *testing.T) {
+	h := newHarness(t, allSignals[0], twoMembers)
+	h.waitReady()
+	h.member("primary").always(fail(errBadData))
+	err := h.sendCtx(replayedCtx(), "r")
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(err), "%v", err)
+	assert.Contains(t, err.Error(), "members[1] testmember/dlq: not tried: transient:loop_guard")
+	// Replayed data no member could try stays retryable.
+	h.member("primary").always(fail(errRefused))
+	err = h.sendCtx(replayedCtx(), "r2")
+	require.Error(t, err)
+	assert.False(t, consumererror.IsPermanent(err))
+}
+
+// A dead-letter member keeps room in each record for the poison stamp, so
+// that what it parked fits a poison record too.
+func TestDeadLetterRecordsKeepRoomForThePoisonStamp(t *testing.T) {
+	h := newHarness(t, allSignals[0], `
+members:
+  - kafka/dlq: {producer: {max_message_bytes: 100000}}
+  - kafka/poison: {producer: {max_message_bytes: 100000}}
+    dead_letter: false
+`)
+	views := membersOf(h.exp)
+	assert.Equal(t, views[1].valueBudget(t.Context())-poisonStampBytes, views[0].valueBudget(t.Context()))
+}
+
+// Batches no member took that were held back from the log are logged when a
+// member takes data again, not lost with the end of the outage.
+func TestExhaustionLogFlushesWhenAMemberTakesDataAgain(t *testing.T) {
+	h := newHarness(t, allSignals[0], twoMembers, withClock())
+	h.waitReady()
+	h.member("primary").always(fail(errRefused))
+	h.member("dlq").always(fail(errRefused))
+	for range 4 {
+		require.Error(t, h.send("x"))
+	}
+	require.Len(t, h.logLines(zapcore.WarnLevel, "No member accepted the data"), 1)
+	h.member("dlq").always(succeed())
+	h.clock.Advance(time.Hour) // the breakers' open periods end
+	require.NoError(t, h.send("y"))
+	lines := h.logLines(zapcore.WarnLevel, "No member accepted the data for the last batches")
+	require.Len(t, lines, 1)
+	assert.EqualValues(t, 3, lines[0].ContextMap()["batches"])
 }

@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -53,13 +55,17 @@ var (
 
 // exhausted builds the one error that goes upstream when no member took
 // (all of) the batch, and logs it (rate-limited). The error is permanent
-// only when every member refused the data as bad; it carries the failed part
-// when some part was delivered, so an upstream retry resends only that.
+// when the data itself is the problem: every member that tried refused it as
+// bad, or on_permanent_error returned a refusal, or what is left is too
+// large for the last member's records (the one thing a DLQ cannot park; a
+// retry would only park the rest again). It carries the failed part when
+// some part was delivered, for the group's own retry.
 func (g *group[T]) exhausted(ctx context.Context, d *delivery[T]) error {
 	items := g.sig.items(d.data)
 	g.tb.FailoverGroupExhaustedBatches.Add(ctx, 1, g.groupAdd...)
 	g.tb.FailoverGroupExhaustedItems.Add(ctx, int64(items), g.groupAdd...)
-	e := &noMemberTookIt{group: g.idStr, failures: d.failures, badData: d.onlyBadData && len(d.failures) > 0}
+	badData := (d.onlyBadData && d.refusedAsBad > 0) || d.returned || d.lastTooLarge
+	e := &noMemberTookIt{group: g.idStr, failures: d.failures, badData: badData}
 	g.exhaustion.record(items, e)
 	var err error = e
 	if e.badData {
@@ -108,12 +114,16 @@ func (e *noMemberTookIt) Error() string {
 var _ errclass.Classified = (*noMemberTookIt)(nil)
 
 // Verdict is the class of the group's answer, with the reason of the member
-// that decides it: the last refusal when every member refused the data as
-// bad (e.g. permanent:clickhouse_469, what dlq_routing stamps on poison),
-// else the first transient miss.
+// that decides it: the last refusal when the data is bad (e.g.
+// permanent:clickhouse_469, what dlq_routing stamps on poison), else the
+// first transient miss.
 func (e *noMemberTookIt) Verdict() errclass.Verdict {
 	if e.badData {
-		return e.failures[len(e.failures)-1].verdict
+		for _, f := range slices.Backward(e.failures) {
+			if f.verdict.Class == errclass.Permanent {
+				return f.verdict
+			}
+		}
 	}
 	for _, f := range e.failures {
 		if f.verdict.Class == errclass.Transient {
@@ -151,10 +161,14 @@ const exhaustionLogInterval = 10 * time.Second
 
 // exhaustionLog logs batches that no member took: the first at once, then
 // at most one line per interval with the counts since the last line, so an
-// outage of every member is loud without a line per batch.
+// outage of every member is loud without a line per batch. What is held
+// back when the outage ends is logged with the next batch a member takes.
 type exhaustionLog struct {
 	logger *zap.Logger
 	now    func() time.Time
+	// held says, with one atomic load on the healthy path, that counts
+	// wait to be logged.
+	held atomic.Bool
 
 	mu      sync.Mutex
 	next    time.Time
@@ -172,18 +186,37 @@ func (l *exhaustionLog) record(items int, e *noMemberTookIt) {
 	l.items += int64(items)
 	now := l.now()
 	if now.Before(l.next) {
+		l.held.Store(true)
 		l.mu.Unlock()
 		return
 	}
 	batches, total := l.batches, l.items
 	l.batches, l.items, l.next = 0, 0, now.Add(exhaustionLogInterval)
+	l.held.Store(false)
 	l.mu.Unlock()
 	msg := "No member accepted the data; the error went back upstream (retryable)"
 	if e.badData {
-		msg = "No member accepted the data: every member refused it as bad data; the error went back upstream (permanent)"
+		msg = "No member accepted the data: it was refused as bad data; the error went back upstream (permanent)"
 	}
 	l.logger.Warn(msg,
 		zap.Int64("batches", batches), zap.Int64("items", total),
 		zap.Duration("at_most_one_line_per", exhaustionLogInterval),
 		zap.Error(e.detail()))
+}
+
+// taken: a member took a batch. Counts held back since the last line are
+// logged now, so that the end of an outage does not hide its last ones.
+func (l *exhaustionLog) taken() {
+	if !l.held.Load() {
+		return
+	}
+	l.mu.Lock()
+	batches, total := l.batches, l.items
+	l.batches, l.items = 0, 0
+	l.held.Store(false)
+	l.mu.Unlock()
+	if batches > 0 {
+		l.logger.Warn("No member accepted the data for the last batches before a member took data again",
+			zap.Int64("batches", batches), zap.Int64("items", total))
+	}
 }

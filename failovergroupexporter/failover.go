@@ -44,6 +44,7 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 			d.notTried(g.members[i+1:], ctx.Err())
 			return g.exhausted(ctx, &d)
 		case returned:
+			d.returned = true
 			return g.exhausted(ctx, &d)
 		case movedOn:
 		}
@@ -56,8 +57,15 @@ type delivery[T any] struct {
 	data T // what is still to be delivered
 	// delivered: some part was taken by a member (a partial success).
 	delivered bool
-	// onlyBadData: every member that missed refused the data as bad.
-	onlyBadData bool
+	// onlyBadData: every member that tried refused the data as bad (a
+	// member the loop guard passed by did not try); refusedAsBad counts
+	// them. returned: a refusal was returned at once (on_permanent_error:
+	// return). lastTooLarge: the last member that tried refused what is
+	// left as too large for its records.
+	onlyBadData  bool
+	refusedAsBad int
+	returned     bool
+	lastTooLarge bool
 	// last is why the latest member missed; the next member's DLQ stamp
 	// says so. missed is false until a member missed.
 	last   miss
@@ -106,7 +114,12 @@ func (g *group[T]) passBy(ctx context.Context, m *member[T], d *delivery[T], r s
 	if hasNext {
 		m.tel.failover(ctx)
 	}
-	d.onlyBadData = false
+	// A dead-letter member passed by the loop guard says nothing of the
+	// data; a member that is down could have taken it.
+	if r != skipLoopGuard {
+		d.onlyBadData = false
+		d.lastTooLarge = false
+	}
 	d.fail(attemptFailure{index: m.index, member: m.name, notTried: true, err: skipErrors[r], verdict: skipVerdicts[r]}, len(g.members))
 	d.last, d.missed = miss{member: m.name, reason: skipStampReasons[r], stamps: &m.stamps}, true
 }
@@ -137,12 +150,13 @@ func (g *group[T]) attempt(ctx context.Context, m *member[T], tk ticket, d *deli
 		attemptCtx = g.stamp(ctx, d.last, began)
 	}
 	exp := m.ready.Load()
+	budget, shared := g.attemptBudget(ctx, len(g.members)-m.index)
 	cancel := noCancel
-	if exp == nil || !m.ownDeadline {
+	if exp == nil || !m.ownDeadline || shared {
 		// The group's own deadline. Not needed when the started member
 		// bounds the call itself within attempt_timeout: then its
 		// exporterhelper timeout is the attempt deadline.
-		attemptCtx, cancel = g.withAttemptDeadline(attemptCtx)
+		attemptCtx, cancel = context.WithTimeout(attemptCtx, budget)
 	}
 	if exp == nil {
 		exp = m.acquire(attemptCtx)
@@ -161,7 +175,7 @@ func (g *group[T]) attempt(ctx context.Context, m *member[T], tk ticket, d *deli
 	if !d.missed {
 		began = time.Now()
 	}
-	err := g.send(attemptCtx, m, exp, data)
+	err := g.send(attemptCtx, m, exp, data, began.Add(budget))
 	took := time.Since(began)
 	cancel()
 	return g.settle(ctx, m, tk, d, err, took, hasNext)
@@ -174,6 +188,7 @@ func (g *group[T]) settle(ctx context.Context, m *member[T], tk ticket, d *deliv
 		m.breaker.success(tk)
 		m.tel.attempt(ctx, outcomeSuccess, took)
 		m.tel.delivered(ctx, g.sig.items(d.data))
+		g.exhaustion.taken()
 		return taken
 	}
 	callerGaveUp := ctx.Err() != nil
@@ -199,6 +214,10 @@ func (g *group[T]) settle(ctx context.Context, m *member[T], tk ticket, d *deliv
 	}
 	d.fail(attemptFailure{index: m.index, member: m.name, err: err, verdict: v}, len(g.members))
 	d.onlyBadData = d.onlyBadData && permanent && !callerGaveUp
+	d.lastTooLarge = permanent && v.Reason == errclass.ReasonTooLarge
+	if permanent {
+		d.refusedAsBad++
+	}
 	if callerGaveUp {
 		return gaveUp
 	}
@@ -214,11 +233,23 @@ func (g *group[T]) settle(ctx context.Context, m *member[T], tk ticket, d *deliv
 
 func noCancel() {}
 
-// withAttemptDeadline bounds one attempt by attempt_timeout, unless the
-// caller's own deadline comes sooner.
-func (g *group[T]) withAttemptDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= g.cfg.AttemptTimeout {
-		return ctx, noCancel
+// attemptBudget is how long an attempt may take: attempt_timeout, or less
+// when the caller's deadline leaves less than that for each member still
+// to try (shared). Without the share, a member that hangs until the
+// caller's deadline leaves the next member no time, and is never charged for
+// it: the caller giving up is not the member's fault.
+func (g *group[T]) attemptBudget(ctx context.Context, membersLeft int) (budget time.Duration, shared bool) {
+	budget = g.cfg.AttemptTimeout
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return budget, false
 	}
-	return context.WithTimeout(ctx, g.cfg.AttemptTimeout)
+	left := time.Until(dl)
+	if membersLeft > 1 {
+		if share := left / time.Duration(membersLeft); share < budget {
+			return share, true
+		}
+	}
+	// The last member: the caller's deadline bounds it as it is.
+	return min(budget, left), false
 }

@@ -225,25 +225,44 @@ func TestHungMember(t *testing.T) {
 			assert.Equal(t, []string{"transient:timeout"}, h.member("dlq").callList()[0].md[dlqmeta.KeyReason])
 			assert.EqualValues(t, 1, h.sum("failover_group_attempts", memberAttr("testmember/primary"), outcomeAttr("transient_error")))
 		})
-		t.Run("caller_deadline", func(t *testing.T) {
+		t.Run("caller_deadline_is_shared", func(t *testing.T) {
+			// The caller's deadline is shorter than attempt_timeout for
+			// each member: each member still to try gets an equal share,
+			// so a hung primary leaves time for the DLQ, and is charged.
 			h := newHarness(t, sig, twoMembers) // attempt_timeout 2s
 			h.waitReady()
 			h.member("primary").always(hang())
-			for i := range 5 {
+			ctx, cancel := context.WithTimeout(t.Context(), 400*time.Millisecond)
+			defer cancel()
+			callerDeadline, _ := ctx.Deadline()
+			require.NoError(t, h.sendCtx(ctx, "c"), "the DLQ took it within the caller's deadline")
+			assert.Equal(t, []string{"c"}, h.member("dlq").receivedIDs())
+			c := h.member("primary").callList()[0]
+			require.True(t, c.hasDeadline)
+			assert.True(t, c.deadline.Before(callerDeadline), "the primary got a share of the caller's time, not all of it")
+			assert.EqualValues(t, 1, h.sum("failover_group_attempts", memberAttr("testmember/primary"), outcomeAttr("transient_error")), "charged: it hung for its whole share")
+		})
+		t.Run("caller_gives_up", func(t *testing.T) {
+			// Both members hang: the last one's time is the caller's own,
+			// and the caller giving up is not that member's fault.
+			h := newHarness(t, sig, twoMembers)
+			h.waitReady()
+			h.member("primary").always(hang())
+			h.member("dlq").always(hang())
+			for i := range 3 {
 				ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 				callerDeadline, _ := ctx.Deadline()
 				err := h.sendCtx(ctx, fmt.Sprintf("c%d", i))
 				cancel()
 				require.Error(t, err)
-				c := h.member("primary").callList()[i]
+				c := h.member("dlq").callList()[i]
 				require.True(t, c.hasDeadline)
-				assert.Equal(t, callerDeadline, c.deadline, "the caller's sooner deadline, not attempt_timeout")
-				assert.Contains(t, err.Error(), "members[0] testmember/primary: transient:timeout")
-				assert.Contains(t, err.Error(), "members[1] testmember/dlq: not tried: transient:timeout")
+				assert.Equal(t, callerDeadline, c.deadline, "the last member gets what is left of the caller's time")
+				assert.Contains(t, err.Error(), "members[1] testmember/dlq: transient:timeout")
 				assert.False(t, consumererror.IsPermanent(err))
 			}
-			assert.Equal(t, stateClosed, h.breaker(0).state(), "the caller giving up is not the member's fault")
-			assert.Zero(t, h.member("dlq").numCalls())
+			assert.Equal(t, stateClosed, h.breaker(1).state(), "the caller giving up is not the last member's fault")
+			assert.Equal(t, stateOpen, h.breaker(0).state(), "the primary hung for its whole share three times")
 		})
 	})
 }

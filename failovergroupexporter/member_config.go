@@ -178,7 +178,7 @@ func isMemberOption(k string) bool {
 func (m *MemberConfig) setOptions(options map[string]any) error {
 	m.deadLetter = m.id.Type() == kafkaType
 	v, set := options[optionDeadLetter]
-	if !set {
+	if !set || v == nil { // `dead_letter:` with no value keeps the default
 		return nil
 	}
 	b, ok := v.(bool)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/otelfailover/otelcol-failover/internal/dlqmeta"
@@ -207,4 +208,24 @@ attempt_timeout: 300ms
 	require.Len(t, reason, 1)
 	assert.True(t, strings.HasPrefix(reason[0], "transient:"), reason[0])
 	assert.Equal(t, stateClosed, h.breaker(0).state(), "one failed attempt, below failure_threshold")
+}
+
+// The clickhouse exporter refuses a metric without a data type before it
+// writes anything, with a plain error that errclass knows by its text: this
+// pins that text against the real exporter. Bad data, so the breaker is not
+// charged and the batch moves on (here: back, as the only member refused it).
+func TestClickHouseExporterRefusals(t *testing.T) {
+	h := newHarness(t, allSignals[1], fmt.Sprintf(`
+members:
+  - clickhouse/live: {endpoint: "http://%s", create_schema: false}
+circuit_breaker: {failure_threshold: 1}
+`, closedPort(t)))
+	h.waitReady()
+	md := pmetric.NewMetrics()
+	md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty().SetName("no data type")
+	err := h.exp.(metricsGroup).ConsumeMetrics(t.Context(), md)
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(err), "bad data: %v", err)
+	assert.Contains(t, err.Error(), "members[0] clickhouse/live: permanent:clickhouse_metrics_type_unset")
+	assert.Equal(t, stateClosed, h.breaker(0).state(), "bad data is not the member's fault")
 }

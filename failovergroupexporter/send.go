@@ -5,14 +5,16 @@ package failovergroupexporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/bits"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 
+	"github.com/otelfailover/otelcol-failover/internal/dlqmeta"
 	"github.com/otelfailover/otelcol-failover/internal/errclass"
 )
 
@@ -24,29 +26,54 @@ import (
 //     stamp);
 //   - a batch the member refuses as bad data is halved until the refused
 //     items are found, so that the rest is still taken (isolate).
-func (g *group[T]) send(ctx context.Context, m *member[T], exp *memberExporter[T], data T) error {
+//
+// Either makes several calls; together they end by end, the attempt's
+// deadline (a member that bounds each call itself would give every call a
+// fresh timeout).
+func (g *group[T]) send(ctx context.Context, m *member[T], exp *memberExporter[T], data T, end time.Time) error {
 	if m.recordLimit > 0 {
-		return g.sendInParts(ctx, m, exp, data)
+		return g.sendInParts(ctx, m, exp, data, end)
 	}
-	return g.sendOne(ctx, exp, data)
+	return g.sendOne(ctx, exp, data, end)
 }
 
 // sendOne is one call, then isolate if the member refused the data as bad.
-func (g *group[T]) sendOne(ctx context.Context, exp *memberExporter[T], data T) error {
+func (g *group[T]) sendOne(ctx context.Context, exp *memberExporter[T], data T, end time.Time) error {
 	err := exp.consume(ctx, data)
 	if err == nil || !g.isolatable(err, data) {
 		return err
 	}
+	ctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
 	return g.isolate(ctx, exp, data, err)
 }
 
-// isolatable: the member refused the whole batch (no partial success) as bad
-// data, and the batch has more than one item.
+// isolatable: the member refused the whole batch, at once, as bad data, and
+// the batch has more than one item. A refusal joined from several results
+// (the clickhouse exporter inserts each metric type on its own; a kafka
+// member writing several records) may come after part of the batch was
+// written: sending halves again would write that part again.
 func (g *group[T]) isolatable(err error, data T) bool {
 	if _, partial := g.sig.failedPart(err); partial {
 		return false
 	}
-	return errclass.IsPermanent(err) && g.sig.items(data) > 1
+	return errclass.IsPermanent(err) && g.sig.items(data) > 1 && !severalResults(err)
+}
+
+// severalResults reports whether err joins more than one error.
+func severalResults(err error) bool {
+	for err != nil {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs := j.Unwrap()
+			if len(errs) != 1 {
+				return len(errs) > 1
+			}
+			err = errs[0]
+			continue
+		}
+		err = errors.Unwrap(err)
+	}
+	return false
 }
 
 // isolateBudget bounds the calls isolate makes for a batch of n items:
@@ -56,21 +83,21 @@ func isolateBudget(n int) int { return 2 * bits.Len(uint(n)) }
 
 // isolate finds the items a member refuses as bad data by halving the batch
 // and sending the halves, depth first (so the order of what is taken is
-// kept). What is refused, and what is left when the budget is spent or the
-// member fails transiently, is returned as the failed part, with the error
-// of its kind: a transient failure wins (the breaker is charged and the
-// rest moves on), else the permanent refusal.
+// kept). What is refused, and what is left when the budget of calls or of
+// time is spent, is returned as the failed part with the refusal; when the
+// member fails transiently (an outage in the middle), with that error, so
+// that the breaker is charged and the rest moves on.
 func (g *group[T]) isolate(ctx context.Context, exp *memberExporter[T], data T, refusal error) error {
 	budget := isolateBudget(g.sig.items(data))
 	first, second := g.sig.halve(data)
 	stack := []T{second, first}
 	var left []T
 	var transient error
-	took := false
+	took, spent := false, false
 	for len(stack) > 0 {
 		part := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if budget == 0 || transient != nil || ctx.Err() != nil {
+		if budget == 0 || transient != nil || spent || ctx.Err() != nil {
 			left = append(left, part)
 			continue
 		}
@@ -79,6 +106,11 @@ func (g *group[T]) isolate(ctx context.Context, exp *memberExporter[T], data T, 
 		switch {
 		case err == nil:
 			took = true
+		case !errclass.IsPermanent(err) && ctx.Err() != nil:
+			// The attempt's time ran out: the member was answering, the
+			// isolation took too long. The rest goes on with the refusal.
+			spent = true
+			left = append(left, part)
 		case !errclass.IsPermanent(err):
 			transient = err
 			if failed, ok := g.sig.failedPart(err); ok {
@@ -96,9 +128,6 @@ func (g *group[T]) isolate(ctx context.Context, exp *memberExporter[T], data T, 
 			left = append(left, part)
 		}
 	}
-	if transient == nil && ctx.Err() != nil {
-		transient = ctx.Err()
-	}
 	return g.partial(took, left, firstNonNil(transient, refusal))
 }
 
@@ -107,12 +136,14 @@ func (g *group[T]) isolate(ctx context.Context, exp *memberExporter[T], data T, 
 // permanent error saying which limit to raise. A part refused as bad data is
 // left and the next part is sent; a transient failure stops the rest, which
 // is returned with it as the failed part.
-func (g *group[T]) sendInParts(ctx context.Context, m *member[T], exp *memberExporter[T], data T) error {
+func (g *group[T]) sendInParts(ctx context.Context, m *member[T], exp *memberExporter[T], data T, end time.Time) error {
 	budget := m.valueBudget(ctx)
 	parts, oversize, largest := g.sig.splitBySize(data, budget)
 	if len(parts) == 1 && largest == 0 {
-		return g.sendOne(ctx, exp, parts[0]) // fits whole: no copy was made
+		return g.sendOne(ctx, exp, parts[0], end) // fits whole
 	}
+	ctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
 	var left []T
 	var transient, refusal error
 	took := false
@@ -121,7 +152,7 @@ func (g *group[T]) sendInParts(ctx context.Context, m *member[T], exp *memberExp
 			left = append(left, p)
 			continue
 		}
-		err := g.sendOne(ctx, exp, p)
+		err := g.sendOne(ctx, exp, p, end)
 		if err == nil {
 			took = true
 			continue
@@ -173,14 +204,23 @@ func firstNonNil(errs ...error) error {
 // room for the key the kafka exporter's partitioners may set.
 const recordOverhead = 256
 
+// poisonStampBytes is room kept in a dead-letter member's records for the
+// headers dlq_routing adds when it poisons a replayed record: keys and
+// values (a reason and a time) with their framing. A parked record must fit
+// a poison record too, or a refused item could never be kept.
+var poisonStampBytes = len(dlqmeta.KeyPoisonReason) + len(dlqmeta.KeyPoisonTime) + 64 + 2*10
+
 // valueBudget is how many bytes of encoded data one record of this member
 // may carry for this call: the record limit less the record's overhead and
 // headers (the static record_headers and the include_metadata_keys values of
-// this call's client metadata, the DLQ stamp among them), divided by how
-// much larger the member's encoding is than OTLP protobuf, by which parts
-// are measured.
+// this call's client metadata, the DLQ stamp among them, and room for a
+// poison stamp on a dead-letter member), divided by how much larger the
+// member's encoding is than OTLP protobuf, by which parts are measured.
 func (m *member[T]) valueBudget(ctx context.Context) int {
 	headers := m.cfg.facts.headerBytes
+	if m.cfg.deadLetter {
+		headers += poisonStampBytes
+	}
 	md := client.FromContext(ctx).Metadata
 	for _, k := range m.cfg.facts.metadataKeys {
 		for _, v := range md.Get(k) {

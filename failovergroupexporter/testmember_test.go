@@ -47,11 +47,13 @@ type testMemberConfig struct {
 	Traces  topicConfig `mapstructure:"traces"`
 	Metrics topicConfig `mapstructure:"metrics"`
 	Logs    topicConfig `mapstructure:"logs"`
-	// Producer, in the kafka exporter's shape, so that the double
-	// registered as kafka has a record size limit.
+	// Producer and IncludeMetadataKeys, in the kafka exporter's shape, so
+	// that the double registered as kafka has a record size limit and
+	// record headers (the group adds the DLQ keys).
 	Producer struct {
 		MaxMessageBytes int `mapstructure:"max_message_bytes"`
 	} `mapstructure:"producer"`
+	IncludeMetadataKeys []string `mapstructure:"include_metadata_keys"`
 }
 
 type topicConfig struct {

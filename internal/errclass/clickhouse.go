@@ -5,6 +5,7 @@ package errclass
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/ClickHouse/ch-go/proto"
 )
@@ -43,4 +44,23 @@ func classifyClickHouse(code int32) Verdict {
 		return Verdict{Class: Permanent, Reason: reason}
 	}
 	return Verdict{Class: Transient, Reason: reason}
+}
+
+// clickHouseRefusals are errors the clickhouse exporter (v0.155.0,
+// pushMetricsData) returns for a batch it refuses before writing anything:
+// plain errors, known only by their text. TestClickHouseExporterRefusals
+// in failovergroupexporter pins them against the real exporter.
+var clickHouseRefusals = []struct{ text, reason string }{
+	{"metrics type is unset", "clickhouse_metrics_type_unset"},
+	{"unsupported metrics type", "clickhouse_metrics_type_unsupported"},
+}
+
+func clickHouseRefusal(err error) (Verdict, bool) {
+	msg := err.Error()
+	for _, r := range clickHouseRefusals {
+		if strings.Contains(msg, r.text) {
+			return Verdict{Class: Permanent, Reason: r.reason}, true
+		}
+	}
+	return Verdict{}, false
 }

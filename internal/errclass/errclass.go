@@ -64,6 +64,9 @@ type Verdict struct {
 // form DLQ stamps and the failover group's upstream errors use.
 func (v Verdict) String() string { return v.Class.String() + ":" + v.Reason }
 
+// ReasonTooLarge is the reason of a record refused for its size.
+const ReasonTooLarge = "too_large"
+
 // Classified is an error that carries its own verdict: the failover group's
 // upstream error, which hides its members' errors (and their marks) but
 // knows how they were classified.
@@ -96,7 +99,7 @@ func Classify(err error) Verdict {
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
 		// A record larger than the producer or broker allows: the data
 		// must be cut smaller, the destination is fine.
-		return Verdict{Class: Permanent, Reason: "too_large"}
+		return Verdict{Class: Permanent, Reason: ReasonTooLarge}
 	case errors.Is(err, clickhouse.ErrAcquireConnTimeout):
 		// Every connection of the pool is busy (or none can be dialed)
 		// within dial_timeout: the server is slow or down.
@@ -105,6 +108,9 @@ func Classify(err error) Verdict {
 
 	if code, ok := clickHouseCode(err); ok {
 		return classifyClickHouse(code)
+	}
+	if v, ok := clickHouseRefusal(err); ok {
+		return v
 	}
 	if ke, ok := errors.AsType[*kerr.Error](err); ok {
 		return classifyKafka(ke)

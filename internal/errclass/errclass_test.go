@@ -123,6 +123,9 @@ func TestClassify(t *testing.T) {
 		{"kafka invalid record: bad data", consumererror.NewPermanent(fmt.Errorf("error exporting to topic %q: %w", "x", kerr.InvalidRecord)), Permanent, "kafka_invalid_record"},
 		{"kafka record list too large", consumererror.NewPermanent(kerr.RecordListTooLarge), Permanent, "too_large"},
 
+		// The clickhouse exporter's own refusals, before it writes anything.
+		{"clickhouse metric without a type", fmt.Errorf("push: %w", errors.New("metrics type is unset")), Permanent, "clickhouse_metrics_type_unset"},
+
 		// Unknown.
 		{"unknown", errors.New("something odd"), Transient, "error"},
 		{"nil", nil, Transient, "none"},
