@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -316,7 +317,7 @@ func TestPoisonFailureIsJoinedWithTheOriginalError(t *testing.T) {
 			poison.mu.Unlock()
 			require.NoError(t, c.ConsumeTraces(kafkaCtx("otlp_spans_dlq", nil), testTraces(1, "svc")))
 			assert.Equal(t, componentstatus.StatusOK, host.last().Status(), "the stall's end is reported")
-			assert.Len(t, logs.FilterMessageSnippet("replay again").All(), 1)
+			assert.Len(t, logs.FilterMessageSnippet("replays again").All(), 1)
 			metadatatest.AssertEqualDlqRoutingPoisonStalled(t, tel, []metricdata.DataPoint[int64]{
 				{Value: 0, Attributes: attribute.NewSet(attribute.String("otelcol.signal", "traces"))},
 			}, metricdatatest.IgnoreTimestamp())
@@ -336,6 +337,65 @@ func TestOnlyTheFailedPartIsPoisoned(t *testing.T) {
 	require.Equal(t, 1, poison.batches())
 	assert.Equal(t, 2, poison.spans())
 	assert.Equal(t, failed, poison.got[0])
+}
+
+// A record whose refused part could not be kept is delivered again by the
+// receiver: the replay pipelines took the rest already, so they get only the
+// refused part again (no row written twice), and the stall ends when that
+// part is kept or taken.
+func TestStalledRecordReplaysOnlyItsRefusedPart(t *testing.T) {
+	refused := testTraces(1, "poison")
+	replay := &tracesPipe{err: func(td ptrace.Traces) error {
+		if td.SpanCount() > 1 {
+			return consumererror.NewTraces(errConstraint, refused) // took all but one
+		}
+		return errConstraint
+	}}
+	t.Run("kept in poison", func(t *testing.T) {
+		cfg := topicsCfg(t)
+		cfg.PoisonPipelines = pids(t, "traces/poison")
+		replay.mu.Lock()
+		replay.got = nil
+		replay.mu.Unlock()
+		poison := &tracesPipe{err: failWith(errRefused)}
+		c, host, logs := startedTracesConnector(t, cfg, nil, map[string]consumer.Traces{"traces/replay": replay, "traces/live": &tracesPipe{}, "traces/poison": poison})
+		record := kafkaCtx("otlp_spans_dlq", nil)
+		for range 3 {
+			require.Error(t, c.ConsumeTraces(record, testTraces(10, "svc")))
+		}
+		assert.Equal(t, 10+1+1, replay.spans(), "the rest of the record is not replayed again")
+		poison.mu.Lock()
+		poison.err = nil
+		poison.mu.Unlock()
+		require.NoError(t, c.ConsumeTraces(record, testTraces(10, "svc")))
+		assert.Equal(t, 10+1+1+1, replay.spans())
+		assert.Equal(t, componentstatus.StatusOK, host.last().Status())
+		assert.Len(t, logs.FilterMessageSnippet("replays again").All(), 1)
+		// Another record of the partition is replayed whole.
+		require.NoError(t, c.ConsumeTraces(kafkaCtx("otlp_spans_dlq", map[string]string{}), testTraces(1, "ok")))
+	})
+	t.Run("taken once the refusal is fixed", func(t *testing.T) {
+		cfg := topicsCfg(t) // no poison pipelines
+		fixed := atomic.Bool{}
+		replay := &tracesPipe{err: func(td ptrace.Traces) error {
+			switch {
+			case fixed.Load():
+				return nil
+			case td.SpanCount() > 1:
+				return consumererror.NewTraces(errConstraint, refused)
+			default:
+				return errConstraint
+			}
+		}}
+		c, host, _ := startedTracesConnector(t, cfg, nil, map[string]consumer.Traces{"traces/replay": replay, "traces/live": &tracesPipe{}})
+		record := kafkaCtx("otlp_spans_dlq", nil)
+		require.Error(t, c.ConsumeTraces(record, testTraces(10, "svc")))
+		require.Equal(t, componentstatus.StatusRecoverableError, host.last().Status())
+		fixed.Store(true)
+		require.NoError(t, c.ConsumeTraces(record, testTraces(10, "svc")))
+		assert.Equal(t, 10+1, replay.spans(), "only the refused part was replayed again")
+		assert.Equal(t, componentstatus.StatusOK, host.last().Status(), "the stall ends when the replay takes it")
+	})
 }
 
 func TestSeveralReplayPipelinesPoisonOnlyIfAllRejectPermanently(t *testing.T) {

@@ -104,9 +104,9 @@ type router[C signalConsumer, D signalData] struct {
 	protectReplayInput bool
 
 	telemetry *metadata.TelemetryBuilder
-	// stall reports, once per change, whether permanently rejected replay
-	// data can be kept (poison_stall.go).
-	stall *poisonStall
+	// stall reports, once per change, the partitions whose permanently
+	// rejected replay data cannot be kept (poison_stall.go).
+	stall *poisonStall[D]
 	// Measurement options built once: [route][outcome].
 	routedOpts    [numRoutes][numOutcomes][]metric.AddOption
 	unmatchedOpts []metric.AddOption
@@ -181,7 +181,7 @@ func newRouter[C signalConsumer, D signalData](
 	}
 	r.telemetry = tb
 	sig := attribute.String("otelcol.signal", signal.String())
-	r.stall = newPoisonStall(set.ID, set.Logger, tb, sig)
+	r.stall = newPoisonStall[D](set.ID, set.Logger, tb, sig)
 	for route, routeName := range routeNames {
 		for outcome, outcomeName := range outcomeNames {
 			r.routedOpts[route][outcome] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
@@ -247,6 +247,13 @@ func (r *router[C, D]) unmatchedError(md client.Metadata) error {
 }
 
 func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data D) error {
+	if s, ok := r.stall.pending(md); ok {
+		// The receiver delivers a record again that stalled its partition:
+		// the replay pipelines took all of it but the refused part already,
+		// so only that part is replayed again (taken now if the refusal was
+		// fixed), or kept in the poison pipelines.
+		data = s.refused
+	}
 	n := int64(r.ops.count(data))
 	if r.protectReplayInput {
 		markReadOnly(data)
@@ -254,6 +261,7 @@ func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data
 	err := r.ops.consume(r.replay, ctx, data)
 	if err == nil {
 		r.telemetry.DlqRoutingRoutedItems.Add(ctx, n, r.routedOpts[routeReplay][outcomeAccepted]...)
+		r.stall.ok(ctx, md)
 		return nil
 	}
 	if !allPermanent(err) {
@@ -264,42 +272,43 @@ func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data
 	// Permanent: the data itself was refused. When the error names the
 	// failed part (consumererror.Traces and friends) only that part is
 	// poison; the rest was accepted.
-	poison, pn := data, n
+	refused, rn := data, n
 	if part, ok := r.ops.failedPart(err); ok {
-		poison, pn = part, int64(r.ops.count(part))
+		refused, rn = part, int64(r.ops.count(part))
 	}
-	if n > pn {
-		r.telemetry.DlqRoutingRoutedItems.Add(ctx, n-pn, r.routedOpts[routeReplay][outcomeAccepted]...)
+	if n > rn {
+		r.telemetry.DlqRoutingRoutedItems.Add(ctx, n-rn, r.routedOpts[routeReplay][outcomeAccepted]...)
 	}
-	r.telemetry.DlqRoutingRoutedItems.Add(ctx, pn, r.routedOpts[routeReplay][outcomePermanent]...)
-	verdict := errclass.Classify(err)
+	r.telemetry.DlqRoutingRoutedItems.Add(ctx, rn, r.routedOpts[routeReplay][outcomePermanent]...)
+	return r.keepRefused(ctx, md, refused, errclass.Classify(err), err)
+}
 
+// keepRefused hands replay data the replay pipelines refused as bad to the
+// poison pipelines, stamped with why. When they cannot take it (or there are
+// none), the record is not committed: always a retryable error, whatever the
+// poison failure says (a permanent one would let the receiver skip it, per
+// message_marking::on_permanent_error), and its partition stalls, loudly,
+// until the refused part is kept or replayed.
+func (r *router[C, D]) keepRefused(ctx context.Context, md client.Metadata, refused D, verdict errclass.Verdict, cause error) error {
+	rn := int64(r.ops.count(refused))
 	if !r.hasPoison {
-		// Nowhere to keep it: returned as retryable, so that the record is
-		// not committed (a permanent error would let the receiver skip it,
-		// per message_marking::on_permanent_error). Its partition stalls,
-		// loudly, until someone deals with it.
-		err = fmt.Errorf("dlq_routing %q: replay pipelines rejected the data permanently (%s) and poison_pipelines is empty, so it is kept in the DLQ: %w", r.id, verdict, err)
-		r.stall.failing(ctx, errNoPoisonPipelines, err)
+		err := fmt.Errorf("dlq_routing %q: replay pipelines rejected the data permanently (%s) and poison_pipelines is empty, so it is kept in the DLQ: %w", r.id, verdict, cause)
+		r.stall.failing(ctx, md, refused, verdict, errNoPoisonPipelines, err)
 		return retryable(err)
 	}
-
 	// The replay pipelines have seen this data: whatever they kept a
 	// reference to must not be mutated by a poison consumer.
-	markReadOnly(poison)
-	perr := r.ops.consume(r.poison, dlqmeta.WithPoisonStamp(ctx, verdict.String(), time.Now()), poison)
-	r.telemetry.DlqRoutingRoutedItems.Add(ctx, pn, r.routedOpts[routePoison][outcomeOf(perr)]...)
+	markReadOnly(refused)
+	perr := r.ops.consume(r.poison, dlqmeta.WithPoisonStamp(ctx, verdict.String(), time.Now()), refused)
+	r.telemetry.DlqRoutingRoutedItems.Add(ctx, rn, r.routedOpts[routePoison][outcomeOf(perr)]...)
 	if perr == nil {
-		r.stall.ok(ctx)
+		r.stall.ok(ctx, md)
 		r.logger.Warn("replay pipelines rejected replayed data permanently: sent it to the poison pipelines",
-			append(recordFields(md), zap.String("reason", verdict.String()), zap.Int64("items", pn), zap.Error(err))...)
+			append(recordFields(md), zap.String("reason", verdict.String()), zap.Int64("items", rn), zap.Error(cause))...)
 		return nil
 	}
-	// The poison pipelines failed: the record is not committed (always
-	// retryable, whatever the poison failure says: poison must never be
-	// lost), and the stall is reported once.
-	joined := fmt.Errorf("dlq_routing %q: replay pipelines rejected the data permanently (%w) and the poison pipelines failed too: %w", r.id, err, perr)
-	r.stall.failing(ctx, errPoisonFailed, joined)
+	joined := fmt.Errorf("dlq_routing %q: replay pipelines rejected the data permanently (%w) and the poison pipelines failed too: %w", r.id, cause, perr)
+	r.stall.failing(ctx, md, refused, verdict, errPoisonFailed, joined)
 	return retryable(joined)
 }
 

@@ -96,7 +96,10 @@ func TestLargeRequestsAreParkedAndReplayed(t *testing.T) {
 	}
 
 	e.startClickHouse()
-	e.requireAllOf(e.run, int64(sent[loadgen.Traces]), 3*time.Minute)
+	dups := e.requireAllOf(e.run, int64(sent[loadgen.Traces]), 3*time.Minute)
+	if sum(dups) != 0 {
+		t.Errorf("%d duplicate rows after the replay of the parts (%v)", sum(dups), dups)
+	}
 	e.waitDrained(60 * time.Second)
 }
 
@@ -204,7 +207,9 @@ func TestOnlyRefusedItemsArePoisoned(t *testing.T) {
 	}
 
 	good := int64(records*(perRecord-1) + perRecord - 1)
-	e.requireAllOf(e.run, good, 2*time.Minute)
+	if dups := e.requireAllOf(e.run, good, 2*time.Minute); sum(dups) != 0 {
+		t.Errorf("%d duplicate rows: isolation wrote good items twice (%v)", sum(dups), dups)
+	}
 	e.waitDrained(60 * time.Second)
 	for i, s := range loadgen.AllSignals {
 		topic := stack.PoisonTopics[i]

@@ -62,8 +62,8 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.DlqRoutingPoisonStalled, err = builder.meter.Int64Gauge(
 		"otelcol_dlq_routing_poison_stalled",
-		metric.WithDescription("1 while replayed data that the replay pipelines refused as bad cannot be kept (the poison pipelines fail, or there are none): its record is not committed and its partition stops replaying; 0 otherwise. [Alpha]"),
-		metric.WithUnit("{stalled}"),
+		metric.WithDescription("DLQ partitions whose replay is stalled because replayed data that the replay pipelines refused as bad cannot be kept (the poison pipelines fail, or there are none): the record is not committed and its partition stops replaying. 0 when none is. [Alpha]"),
+		metric.WithUnit("{partition}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.DlqRoutingRoutedItems, err = builder.meter.Int64Counter(

@@ -24,8 +24,8 @@ func NewSettings(tt *componenttest.Telemetry) connector.Settings {
 func AssertEqualDlqRoutingPoisonStalled(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_dlq_routing_poison_stalled",
-		Description: "1 while replayed data that the replay pipelines refused as bad cannot be kept (the poison pipelines fail, or there are none): its record is not committed and its partition stops replaying; 0 otherwise. [Alpha]",
-		Unit:        "{stalled}",
+		Description: "DLQ partitions whose replay is stalled because replayed data that the replay pipelines refused as bad cannot be kept (the poison pipelines fail, or there are none): the record is not committed and its partition stops replaying. 0 when none is. [Alpha]",
+		Unit:        "{partition}",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
 		},
