@@ -10,11 +10,21 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// demoteExportFailures turns the "Exporting failed..." ERROR that
-// exporterhelper logs on every failed member call into DEBUG. During an
-// outage that line would repeat for every batch, while the group already logs
-// each breaker state change once and returns an error upstream when no member
-// took the data.
+// demotedFailures are the ERROR lines a member logs for every failed call,
+// by the start of their message: exporterhelper's, and the kafka exporter's
+// own. The demotion keys on their text: TestRealClickHouseConnectionRefused
+// and TestRealKafkaMemberFailureLogIsDemoted fail if an upstream version
+// changes it.
+var demotedFailures = []string{
+	"Exporting failed",                      // exporterhelper
+	"kafka records export failed",           // kafka exporter, on a failed produce
+	"kafka record exceeds max message size", // kafka exporter, on MESSAGE_TOO_LARGE
+}
+
+// demoteExportFailures turns the ERROR lines that members log on every
+// failed call into DEBUG. During an outage they would repeat for every
+// batch, while the group already logs each breaker state change once and,
+// rate-limited, the batches no member took.
 func demoteExportFailures() zap.Option {
 	return zap.WrapCore(func(c zapcore.Core) zapcore.Core { return demoteCore{c} })
 }
@@ -26,8 +36,13 @@ func (c demoteCore) With(fields []zapcore.Field) zapcore.Core {
 }
 
 func (c demoteCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if e.Level == zapcore.ErrorLevel && strings.HasPrefix(e.Message, "Exporting failed") {
-		e.Level = zapcore.DebugLevel
+	if e.Level == zapcore.ErrorLevel {
+		for _, prefix := range demotedFailures {
+			if strings.HasPrefix(e.Message, prefix) {
+				e.Level = zapcore.DebugLevel
+				break
+			}
+		}
 	}
 	return c.Core.Check(e, ce)
 }

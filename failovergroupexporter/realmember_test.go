@@ -229,3 +229,18 @@ circuit_breaker: {failure_threshold: 1}
 	assert.Contains(t, err.Error(), "members[0] clickhouse/live: permanent:clickhouse_metrics_type_unset")
 	assert.Equal(t, stateClosed, h.breaker(0).state(), "bad data is not the member's fault")
 }
+
+// The kafka exporter logs an ERROR for every failed produce; as a member,
+// that line is demoted to DEBUG (the group logs the breaker and, rate-limited,
+// the batches no member took). This pins the exporter's message.
+func TestRealKafkaMemberFailureLogIsDemoted(t *testing.T) {
+	h := newHarness(t, allSignals[0], fmt.Sprintf(`
+members:
+  - kafka/dlq: {brokers: [%s]}
+attempt_timeout: 300ms
+`, closedPort(t)), withRealKafka())
+	h.waitReady()
+	require.Error(t, h.send("x"))
+	assert.Empty(t, h.logs.FilterLevelExact(zapcore.ErrorLevel).FilterMessageSnippet("kafka records export failed").All())
+	assert.Len(t, h.logs.FilterLevelExact(zapcore.DebugLevel).FilterMessageSnippet("kafka records export failed").All(), 1)
+}
