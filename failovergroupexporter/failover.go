@@ -245,8 +245,11 @@ func (g *group[T]) attemptBudget(ctx context.Context, membersLeft int) (budget t
 		return budget, false
 	}
 	left := time.Until(dl)
+	// A share only a little under attempt_timeout is not worth a deadline
+	// of the group's on every batch (an SDK's 10 s deadline over two 5 s
+	// attempts, already a few milliseconds spent on arrival).
 	if membersLeft > 1 {
-		if share := left / time.Duration(membersLeft); share < budget {
+		if share := left / time.Duration(membersLeft); share < budget-budget/10 {
 			return share, true
 		}
 	}

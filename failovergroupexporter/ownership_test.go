@@ -4,6 +4,7 @@
 package failovergroupexporter
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -142,4 +143,33 @@ func TestHealthyPathAllocations(t *testing.T) {
 	// own (it adds none today: BenchmarkFailoverGroup reports the figures).
 	const tolerance = 1
 	assert.LessOrEqual(t, g, d+tolerance, "the group adds at most %d allocation per batch", tolerance)
+}
+
+// A caller deadline that leaves each member about attempt_timeout (an OTLP
+// SDK's 10 s over two 5 s attempts, a little spent on arrival) adds no
+// deadline of the group's, and so no allocation, on the healthy path.
+func TestHealthyPathWithACallerDeadline(t *testing.T) {
+	members := &protoMembers{}
+	f := NewFactoryWithMembers(members.factory())
+	cfg, err := decodeConfig(t, f, "members: [{protomember/primary: {}}, {protomember/secondary: {}}]\nattempt_timeout: 5s")
+	require.NoError(t, err)
+	group, err := f.CreateTraces(t.Context(), exportertest.NewNopSettings(f.Type()), cfg)
+	require.NoError(t, err)
+	require.NoError(t, group.Start(t.Context(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, group.Shutdown(t.Context())) }()
+	require.Eventually(t, func() bool {
+		for _, m := range membersOf(group) {
+			if !m.ready() || !m.settled() {
+				return false
+			}
+		}
+		return true
+	}, waitFor, time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	td := benchTraces()
+	require.NoError(t, group.ConsumeTraces(ctx, td))
+	without := testing.AllocsPerRun(100, func() { _ = group.ConsumeTraces(t.Context(), td) })
+	with := testing.AllocsPerRun(100, func() { _ = group.ConsumeTraces(ctx, td) })
+	assert.LessOrEqual(t, with, without, "no deadline of the group's per batch")
 }
