@@ -144,11 +144,12 @@ func (g *group[T]) attempt(ctx context.Context, m *member[T], tk ticket, d *deli
 		d.onlyBadData = false
 		return gaveUp
 	}
-	attemptCtx, began := ctx, time.Time{}
+	stamped, began := ctx, time.Time{}
 	if d.missed {
 		began = time.Now() // also the stamp's time: one clock read
-		attemptCtx = g.stamp(ctx, d.last, began)
+		stamped = g.stamp(ctx, d.last, began)
 	}
+	attemptCtx := stamped
 	exp := m.ready.Load()
 	budget, shared := g.attemptBudget(ctx, len(g.members)-m.index)
 	cancel := noCancel
@@ -175,7 +176,7 @@ func (g *group[T]) attempt(ctx context.Context, m *member[T], tk ticket, d *deli
 	if !d.missed {
 		began = time.Now()
 	}
-	err := g.send(attemptCtx, m, exp, data, began.Add(budget))
+	err := g.send(attemptCtx, attempt[T]{base: stamped, m: m, exp: exp, began: began, budget: budget}, data)
 	took := time.Since(began)
 	cancel()
 	return g.settle(ctx, m, tk, d, err, took, hasNext)

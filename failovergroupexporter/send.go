@@ -18,34 +18,72 @@ import (
 	"github.com/otelfailover/otelcol-failover/internal/errclass"
 )
 
-// send hands a batch to a member's exporter and returns what the member did
-// not take as a partial-success error. Two things happen only when needed,
-// never on the healthy path:
-//   - a member with a record size limit (kafka) gets the batch in parts that
-//     each fit one record, every part with the same context (the same DLQ
-//     stamp);
-//   - a batch the member refuses as bad data is halved until the refused
-//     items are found, so that the rest is still taken (isolate).
-//
-// Either makes several calls; together they end by end, the attempt's
-// deadline (a member that bounds each call itself would give every call a
-// fresh timeout).
-func (g *group[T]) send(ctx context.Context, m *member[T], exp *memberExporter[T], data T, end time.Time) error {
-	if m.recordLimit > 0 {
-		return g.sendInParts(ctx, m, exp, data, end)
-	}
-	return g.sendOne(ctx, exp, data, end)
+// attempt is one member's attempt at a batch, for what takes more than one
+// call: the caller's (stamped) context without the attempt's deadline, and
+// the attempt's start and time budget.
+type attempt[T any] struct {
+	base   context.Context
+	m      *member[T]
+	exp    *memberExporter[T]
+	began  time.Time
+	budget time.Duration
 }
 
-// sendOne is one call, then isolate if the member refused the data as bad.
-func (g *group[T]) sendOne(ctx context.Context, exp *memberExporter[T], data T, end time.Time) error {
-	err := exp.consume(ctx, data)
+// send hands a batch to a member's exporter and returns what the member did
+// not take as a partial-success error. The first call is the only one on the
+// healthy path. Two things make more calls, only when needed:
+//   - a member with a record size limit (kafka) gets a batch larger than a
+//     record in parts that each fit one, every part with the same context
+//     (the same DLQ stamp);
+//   - a batch the member refuses as bad data is halved until the refused
+//     items are found, so that the rest is still taken (isolate).
+func (g *group[T]) send(ctx context.Context, a attempt[T], data T) error {
+	if a.m.recordLimit > 0 {
+		budget := a.m.valueBudget(ctx)
+		parts, oversize, largest := g.sig.splitBySize(data, budget)
+		if len(parts) > 1 || largest > 0 {
+			c := a.calls(len(parts) + isolateBudget(g.sig.items(data)))
+			defer c.close()
+			return g.sendInParts(c, parts, oversize, largest, budget)
+		}
+	}
+	err := a.exp.consume(ctx, data)
 	if err == nil || !g.isolatable(err, data) {
 		return err
 	}
-	ctx, cancel := context.WithDeadline(ctx, end)
+	c := a.calls(isolateBudget(g.sig.items(data)))
+	defer c.close()
+	return g.isolate(c, data, err)
+}
+
+// calls is the context of the calls after the first: each call bounded by
+// the attempt's budget (the member's own timeout, or the group's), all of
+// them within a window of as many budgets as calls may be made. A member
+// that keeps answering is given the time its answers take; one that hangs
+// ends the attempt at its first hung call.
+type calls[T any] struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	a      attempt[T]
+}
+
+func (a attempt[T]) calls(n int) *calls[T] {
+	ctx, cancel := context.WithDeadline(a.base, a.began.Add(time.Duration(n+1)*a.budget)) //nolint:gosec // G118: calls.close calls it
+	return &calls[T]{ctx: ctx, cancel: cancel, a: a}
+}
+
+func (c *calls[T]) close() { c.cancel() }
+
+// spent reports whether the window has closed.
+func (c *calls[T]) spent() bool { return c.ctx.Err() != nil }
+
+func (c *calls[T]) consume(data T) error {
+	if c.a.m.ownDeadline {
+		return c.a.exp.consume(c.ctx, data)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.a.budget)
 	defer cancel()
-	return g.isolate(ctx, exp, data, err)
+	return c.a.exp.consume(ctx, data)
 }
 
 // isolatable: the member refused the whole batch, at once, as bad data, and
@@ -83,33 +121,32 @@ func isolateBudget(n int) int { return 2 * bits.Len(uint(n)) }
 
 // isolate finds the items a member refuses as bad data by halving the batch
 // and sending the halves, depth first (so the order of what is taken is
-// kept). What is refused, and what is left when the budget of calls or of
-// time is spent, is returned as the failed part with the refusal; when the
+// kept). What is refused, and what is left when the budget of calls or the
+// window is spent, is returned as the failed part with the refusal; when the
 // member fails transiently (an outage in the middle), with that error, so
 // that the breaker is charged and the rest moves on.
-func (g *group[T]) isolate(ctx context.Context, exp *memberExporter[T], data T, refusal error) error {
+func (g *group[T]) isolate(c *calls[T], data T, refusal error) error {
 	budget := isolateBudget(g.sig.items(data))
 	first, second := g.sig.halve(data)
 	stack := []T{second, first}
 	var left []T
 	var transient error
-	took, spent := false, false
+	took := false
 	for len(stack) > 0 {
 		part := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if budget == 0 || transient != nil || spent || ctx.Err() != nil {
+		if budget == 0 || transient != nil || c.spent() {
 			left = append(left, part)
 			continue
 		}
 		budget--
-		err := exp.consume(ctx, part)
+		err := c.consume(part)
 		switch {
 		case err == nil:
 			took = true
-		case !errclass.IsPermanent(err) && ctx.Err() != nil:
-			// The attempt's time ran out: the member was answering, the
-			// isolation took too long. The rest goes on with the refusal.
-			spent = true
+		case !errclass.IsPermanent(err) && c.spent():
+			// The window closed on a member that was answering: the
+			// rest goes on with the refusal, not as an outage.
 			left = append(left, part)
 		case !errclass.IsPermanent(err):
 			transient = err
@@ -131,19 +168,12 @@ func (g *group[T]) isolate(ctx context.Context, exp *memberExporter[T], data T, 
 	return g.partial(took, left, firstNonNil(transient, refusal))
 }
 
-// sendInParts sends a batch to a member whose records are limited in size,
-// in parts that fit. Items too large to fit even alone are refused with a
-// permanent error saying which limit to raise. A part refused as bad data is
-// left and the next part is sent; a transient failure stops the rest, which
-// is returned with it as the failed part.
-func (g *group[T]) sendInParts(ctx context.Context, m *member[T], exp *memberExporter[T], data T, end time.Time) error {
-	budget := m.valueBudget(ctx)
-	parts, oversize, largest := g.sig.splitBySize(data, budget)
-	if len(parts) == 1 && largest == 0 {
-		return g.sendOne(ctx, exp, parts[0], end) // fits whole
-	}
-	ctx, cancel := context.WithDeadline(ctx, end)
-	defer cancel()
+// sendInParts sends the parts of a batch split to fit a member's records.
+// Items too large to fit even alone (oversize) are refused with a permanent
+// error saying which limit to raise. A part refused as bad data is isolated
+// and the next part sent; a transient failure stops the rest, which is
+// returned with it as the failed part.
+func (g *group[T]) sendInParts(c *calls[T], parts []T, oversize T, largest, budget int) error {
 	var left []T
 	var transient, refusal error
 	took := false
@@ -152,7 +182,10 @@ func (g *group[T]) sendInParts(ctx context.Context, m *member[T], exp *memberExp
 			left = append(left, p)
 			continue
 		}
-		err := g.sendOne(ctx, exp, p, end)
+		err := c.consume(p)
+		if err != nil && g.isolatable(err, p) {
+			err = g.isolate(c, p, err)
+		}
 		if err == nil {
 			took = true
 			continue
@@ -170,7 +203,7 @@ func (g *group[T]) sendInParts(ctx context.Context, m *member[T], exp *memberExp
 	if largest > 0 {
 		left = append(left, oversize)
 		if refusal == nil {
-			refusal = m.tooLarge(g.sig, g.sig.items(oversize), largest, budget)
+			refusal = c.a.m.tooLarge(g.sig, g.sig.items(oversize), largest, budget)
 		}
 	}
 	return g.partial(took, left, firstNonNil(transient, refusal))
