@@ -77,7 +77,7 @@ var Keys = []string{KeyGroup, KeyFailedMember, KeyReason, KeyTime}
 // HeaderKeys lists every key of this contract, the group's stamp and the
 // poison stamp: what a kafka member's include_metadata_keys must list so
 // that they travel as record headers.
-var HeaderKeys = []string{KeyGroup, KeyFailedMember, KeyReason, KeyTime, KeyPoisonReason, KeyPoisonTime}
+var HeaderKeys = append(slices.Clone(Keys), KeyPoisonReason, KeyPoisonTime)
 
 // Stamp describes one failover.
 type Stamp struct {
@@ -96,15 +96,22 @@ func IsDeadLettered(ctx context.Context) bool {
 // WithPoisonStamp returns a context whose client metadata holds the existing
 // keys (the DLQ stamp among them) plus why the replay refused the data.
 func WithPoisonStamp(ctx context.Context, reason string, at time.Time) context.Context {
+	info, md := copyMetadata(ctx)
+	md[KeyPoisonReason] = []string{reason}
+	md[KeyPoisonTime] = []string{at.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)}
+	info.Metadata = client.NewMetadata(md)
+	return client.NewContext(ctx, info)
+}
+
+// copyMetadata returns ctx's client info and a copy of its metadata to add
+// keys to: client metadata has no setter.
+func copyMetadata(ctx context.Context) (client.Info, map[string][]string) {
 	info := client.FromContext(ctx)
 	md := make(map[string][]string, 8)
 	for k := range info.Metadata.Keys() {
 		md[k] = info.Metadata.Get(k)
 	}
-	md[KeyPoisonReason] = []string{reason}
-	md[KeyPoisonTime] = []string{at.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)}
-	info.Metadata = client.NewMetadata(md)
-	return client.NewContext(ctx, info)
+	return info, md
 }
 
 // WithStamp returns a context whose client metadata holds the existing keys
@@ -113,11 +120,7 @@ func WithPoisonStamp(ctx context.Context, reason string, at time.Time) context.C
 // never on the healthy one, and keeps its allocations few: the four values
 // share one backing array.
 func WithStamp(ctx context.Context, s Stamp) context.Context {
-	info := client.FromContext(ctx)
-	md := make(map[string][]string, 8)
-	for k := range info.Metadata.Keys() {
-		md[k] = info.Metadata.Get(k)
-	}
+	info, md := copyMetadata(ctx)
 	vals := [...]string{s.Group, s.FailedMember, s.Reason, s.Time.UTC().Format(time.RFC3339Nano)}
 	backing := vals[:]
 	md[KeyGroup] = backing[0:1:1]
