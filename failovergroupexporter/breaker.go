@@ -46,12 +46,24 @@ func newTicket(gen uint64, s breakerState) ticket { return ticket(gen<<8 | uint6
 
 func (t ticket) state() breakerState { return breakerState(t & 0xff) }
 
-// breaker is a member's circuit breaker:
+// breaker is a member's circuit breaker, shared by the group's instances of
+// the member (one per signal, destination.go):
 //
 //	closed ──failure_threshold consecutive failures──► open
-//	open ──open period elapsed──► half-open (admits one probe at a time)
-//	half-open ──success_threshold successful probes──► closed
-//	half-open ──a failed probe──► open, for backoff_multiplier × the last period (capped)
+//	        (failed batches, or failed probes while the member takes no data)
+//	open ──a probe succeeds──► half-open, at once
+//	open ──open period elapsed──► half-open (a member no probe watches)
+//	half-open ──success_threshold successes──► closed
+//	        (successful batches; successful probes while no batch is tried)
+//	half-open ──a failed batch or probe──► open, for backoff_multiplier × the last period (capped)
+//
+// A member a prober watches leaves the open state only on a probe's
+// success, so no batch waits on a dead member: a dead member costs a probe
+// per probe::interval, never a batch. A half-open member then takes the
+// next batch, and that real attempt decides. If it fails (the member
+// answers probes but cannot take data), probes have misled: until the
+// breaker closes, a probe ends an open period only once the period has
+// elapsed, so the growing open period bounds how often a batch is risked.
 //
 // State and generation live in one atomic word (a ticket), so the per-batch
 // path reads both with a single load and never pairs a state with another
@@ -59,25 +71,31 @@ func (t ticket) state() breakerState { return breakerState(t & 0xff) }
 type breaker struct {
 	cfg BreakerConfig
 	now func() time.Time
-	// onChange is called, outside the lock, once per state change.
-	onChange func(from, to breakerState)
+	// onChange is called, outside the lock, once per state change;
+	// byProbe: a probe's result made the change.
+	onChange func(from, to breakerState, byProbe bool)
 
 	current   atomic.Uint64 // a ticket: the state and its generation
 	openUntil atomic.Int64  // UnixNano; written before the open state is published
+	// probed: a prober watches the member (set when it starts).
+	probed atomic.Bool
 
 	mu             sync.Mutex
 	failures       int           // consecutive failures while closed
-	successes      int           // successful probes while half-open
-	probing        bool          // a probe is in flight while half-open
+	successes      int           // successes while half-open
+	probing        bool          // a batch is being tried while half-open
+	triedLive      bool          // a batch was tried in this half-open period
+	viaProbe       bool          // this half-open period began with a probe's success
+	probesMisled   bool          // a batch failed after a probe said the member was back
 	lastOpenPeriod time.Duration // 0 after the breaker closed
 }
 
-func newBreaker(cfg BreakerConfig, now func() time.Time, onChange func(from, to breakerState)) *breaker {
+func newBreaker(cfg BreakerConfig, now func() time.Time, onChange func(from, to breakerState, byProbe bool)) *breaker {
 	if now == nil {
 		now = time.Now
 	}
 	if onChange == nil {
-		onChange = func(breakerState, breakerState) {}
+		onChange = func(breakerState, breakerState, bool) {}
 	}
 	return &breaker{cfg: cfg, now: now, onChange: onChange}
 }
@@ -92,7 +110,7 @@ func (b *breaker) allow() (ticket, bool) {
 	case stateClosed:
 		return t, true
 	case stateOpen:
-		if b.now().UnixNano() < b.openUntil.Load() {
+		if b.probed.Load() || b.now().UnixNano() < b.openUntil.Load() {
 			return 0, false
 		}
 	}
@@ -110,7 +128,7 @@ func (b *breaker) allowSlow() (ticket, bool) {
 		b.mu.Unlock()
 		return t, true
 	case stateOpen:
-		if b.now().UnixNano() < b.openUntil.Load() {
+		if b.probed.Load() || b.now().UnixNano() < b.openUntil.Load() {
 			b.mu.Unlock()
 			return 0, false
 		}
@@ -119,9 +137,10 @@ func (b *breaker) allowSlow() (ticket, bool) {
 	}
 	admitted := !b.probing
 	b.probing = true
+	b.triedLive = true
 	b.mu.Unlock()
 	if changed {
-		b.onChange(stateOpen, stateHalfOpen)
+		b.onChange(stateOpen, stateHalfOpen, false)
 	}
 	return t, admitted
 }
@@ -148,6 +167,9 @@ func (b *breaker) failure(t ticket) {
 		if t.state() == stateClosed {
 			b.failures++
 			return stateOpen, b.failures >= b.cfg.FailureThreshold
+		}
+		if t.state() == stateHalfOpen && b.viaProbe {
+			b.probesMisled = true
 		}
 		return stateOpen, t.state() == stateHalfOpen
 	})
@@ -176,14 +198,64 @@ func (b *breaker) settle(t ticket, apply func() (to breakerState, change bool)) 
 	}
 	b.mu.Unlock()
 	if change {
-		b.onChange(t.state(), to)
+		b.onChange(t.state(), to, false)
+	}
+}
+
+// probeSucceeded: a background probe found the destination answering.
+func (b *breaker) probeSucceeded() {
+	b.onProbe(func(s breakerState) (breakerState, bool) {
+		switch s {
+		case stateClosed:
+			b.failures = 0
+		case stateOpen:
+			return stateHalfOpen, !b.probesMisled || b.now().UnixNano() >= b.openUntil.Load()
+		case stateHalfOpen:
+			// A batch tried in this period decides; a member that is
+			// given no batch (a standby) is closed by its probes.
+			if !b.triedLive {
+				b.successes++
+				return stateClosed, b.successes >= b.cfg.SuccessThreshold
+			}
+		}
+		return 0, false
+	})
+}
+
+// probeFailed: a background probe found the destination not answering.
+// Probes run only while the member takes no data, so on a closed breaker
+// they count as consecutive failures as failed batches do.
+func (b *breaker) probeFailed() {
+	b.onProbe(func(s breakerState) (breakerState, bool) {
+		switch s {
+		case stateClosed:
+			b.failures++
+			return stateOpen, b.failures >= b.cfg.FailureThreshold
+		case stateHalfOpen:
+			return stateOpen, true
+		}
+		return 0, false
+	})
+}
+
+func (b *breaker) onProbe(apply func(breakerState) (to breakerState, change bool)) {
+	b.mu.Lock()
+	from := ticket(b.current.Load()).state()
+	to, change := apply(from)
+	if change {
+		b.setStateLocked(to)
+		b.viaProbe = to == stateHalfOpen
+	}
+	b.mu.Unlock()
+	if change {
+		b.onChange(from, to, true)
 	}
 }
 
 // setStateLocked moves to a new state in a new generation and returns its
 // ticket.
 func (b *breaker) setStateLocked(to breakerState) ticket {
-	b.failures, b.successes, b.probing = 0, 0, false
+	b.failures, b.successes, b.probing, b.triedLive, b.viaProbe = 0, 0, false, false, false
 	switch to {
 	case stateOpen:
 		period := b.cfg.OpenDuration
@@ -195,6 +267,7 @@ func (b *breaker) setStateLocked(to breakerState) ticket {
 		b.openUntil.Store(b.now().Add(period).UnixNano())
 	case stateClosed:
 		b.lastOpenPeriod = 0
+		b.probesMisled = false
 	}
 	gen := uint64(ticket(b.current.Load())>>8) + 1
 	t := newTicket(gen, to)

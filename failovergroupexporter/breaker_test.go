@@ -25,7 +25,7 @@ func newTestBreaker(t *testing.T, cfg BreakerConfig) *breakerUnderTest {
 	t.Helper()
 	require.NoError(t, cfg.validate())
 	bt := &breakerUnderTest{clock: newFakeClock()}
-	bt.breaker = newBreaker(cfg, bt.clock.Now, func(from, to breakerState) {
+	bt.breaker = newBreaker(cfg, bt.clock.Now, func(from, to breakerState, _ bool) {
 		bt.mu.Lock()
 		defer bt.mu.Unlock()
 		bt.changes = append(bt.changes, stateChange{from, to})

@@ -51,6 +51,10 @@ type Config struct {
 
 	MemberStart MemberStartConfig `mapstructure:"member_start"`
 
+	// Probe configures the background checks of members that are not
+	// taking data: an open breaker, a member not started, a standby.
+	Probe ProbeConfig `mapstructure:"probe"`
+
 	// QueueConfig and BackOffConfig are the group's own exporterhelper queue
 	// and retry, in front of the failover decision. Off by default: the group
 	// answers synchronously, so a receiver sees an error when every member
@@ -64,6 +68,9 @@ type Config struct {
 	// now is the clock of the group's breakers and logs (tests give a
 	// fake one through newFactory); nil means time.Now.
 	now func() time.Time
+	// probes picks a member's probe; nil means probeFor. Tests give probes
+	// that fail on command, or none to count batches alone.
+	probes func(mc *MemberConfig, signals []string) (destinationProbe, string)
 }
 
 // BreakerConfig configures each member's circuit breaker.
@@ -83,6 +90,19 @@ type BreakerConfig struct {
 	SuccessThreshold int `mapstructure:"success_threshold"`
 }
 
+// ProbeConfig configures the background probes of members' destinations
+// (prober.go). A probe is a cheap check without data (a ClickHouse ping, a
+// Kafka metadata request for the member's topics, a TCP connection); it
+// runs only while the member is not taking data, so a healthy primary under
+// load is never probed.
+type ProbeConfig struct {
+	// Interval is the time between two probes of a member. It bounds how
+	// late a member that answers again is noticed (failback).
+	Interval time.Duration `mapstructure:"interval"`
+	// Timeout bounds one probe; below Interval.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
 // MemberStartConfig configures how members are started: in the background,
 // so that a destination that is down at start does not stop the collector.
 type MemberStartConfig struct {
@@ -95,6 +115,14 @@ type MemberStartConfig struct {
 }
 
 var _ component.Config = (*Config)(nil)
+
+// clock is the clock of the group's breakers and logs.
+func (c *Config) clock() func() time.Time {
+	if c.now != nil {
+		return c.now
+	}
+	return time.Now
+}
 
 type plainConfig Config
 
@@ -111,6 +139,10 @@ func createDefaultConfig(factories memberFactories, now func() time.Time) func()
 				BackoffMultiplier: 2,
 				MaxOpenDuration:   30 * time.Second,
 				SuccessThreshold:  1,
+			},
+			Probe: ProbeConfig{
+				Interval: time.Second,
+				Timeout:  500 * time.Millisecond,
 			},
 			MemberStart: MemberStartConfig{
 				Timeout:         30 * time.Second,
@@ -199,6 +231,7 @@ func (c *Config) Validate() error {
 	errs = append(errs,
 		atKey("circuit_breaker", c.CircuitBreaker.validate()),
 		atKey("member_start", c.MemberStart.validate()),
+		atKey("probe", c.Probe.validate()),
 		c.checkQueueRetry())
 	return errors.Join(errs...)
 }
@@ -257,6 +290,19 @@ func (b BreakerConfig) validate() error {
 	}
 	if b.BackoffMultiplier < 1 {
 		errs = append(errs, atKey("backoff_multiplier", fmt.Errorf("%w (1 keeps open_duration constant), got %v", errBelowOne, b.BackoffMultiplier)))
+	}
+	return errors.Join(errs...)
+}
+
+func (p ProbeConfig) validate() error {
+	var errs []error
+	if p.Interval <= 0 {
+		errs = append(errs, atKey("interval", fmt.Errorf("%w, got %v", errNotPositive, p.Interval)))
+	}
+	if p.Timeout <= 0 {
+		errs = append(errs, atKey("timeout", fmt.Errorf("%w, got %v", errNotPositive, p.Timeout)))
+	} else if p.Interval > 0 && p.Timeout >= p.Interval {
+		errs = append(errs, atKey("timeout", fmt.Errorf("%w interval (%v >= %v): a probe must end before the next one is due", errNotBelow, p.Timeout, p.Interval)))
 	}
 	return errors.Join(errs...)
 }

@@ -23,6 +23,7 @@ var (
 	errNotPositive       = errors.New("must be positive")
 	errBelowOne          = errors.New("must be at least 1")
 	errShorterThan       = errors.New("must not be shorter than")
+	errNotBelow          = errors.New("must be shorter than")
 	errOnPermanentError  = errors.New(`must be "next_member" or "return"`)
 	errTimeoutBelowFloor = errors.New("shorter than the member can start with")
 	errQueueWithoutRetry = errors.New("a group sending_queue needs retry_on_failure: without it a batch is dropped the first time every member fails; " +

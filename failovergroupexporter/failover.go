@@ -179,6 +179,9 @@ func (g *group[T]) attempt(ctx context.Context, m *member[T], tk ticket, d *deli
 	err := g.send(attemptCtx, attempt[T]{base: stamped, m: m, exp: exp, began: began, budget: budget}, data)
 	took := time.Since(began)
 	cancel()
+	if err == nil {
+		m.dest.taken(began) // the member takes data: no probe needed
+	}
 	return g.settle(ctx, m, tk, d, err, took, hasNext)
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
 
 	"github.com/otelfailover/otelcol-failover/failovergroupexporter/internal/metadata"
@@ -42,6 +44,7 @@ type group[T any] struct {
 
 	statusMu   sync.Mutex
 	host       component.Host
+	reported   bool
 	lastStatus string
 }
 
@@ -71,12 +74,7 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 }
 
 // now is the group's clock.
-func (g *group[T]) now() func() time.Time {
-	if g.cfg.now != nil {
-		return g.cfg.now
-	}
-	return time.Now
-}
+func (g *group[T]) now() func() time.Time { return g.cfg.clock() }
 
 // Start starts every member in the background and returns at once: a member
 // whose destination is down, or hangs, must not stop or delay the collector.
@@ -86,8 +84,30 @@ func (g *group[T]) Start(_ context.Context, host component.Host) error {
 	g.statusMu.Unlock()
 	for _, m := range g.members {
 		m.start(memberHost{host: host, logger: m.logger})
+		m.dest.startProber(func() *prober { return g.newProber(m) })
 	}
 	return nil
+}
+
+// newProber builds the prober of a member's destination, once for all the
+// group's signal instances (the first to start builds it).
+func (g *group[T]) newProber(m *member[T]) *prober {
+	var signals []string
+	for _, w := range m.dest.watching() {
+		signals = append(signals, w.signalName())
+	}
+	pick := probeFor
+	if g.cfg.probes != nil {
+		pick = g.cfg.probes
+	}
+	p, how := pick(&m.cfg, signals)
+	if p == nil {
+		m.logger.Info("Member has no background probe", zap.String("probe", how))
+		return nil
+	}
+	m.logger.Info("Member is probed in the background while it takes no data",
+		zap.String("probe", how), zap.Duration("interval", g.cfg.Probe.Interval))
+	return newProber(m.dest, p, g.cfg.Probe, m.logger, newProbeTelemetry(g.tb, g.idStr, m.name))
 }
 
 // memberHost is the host members are started with. It gives them the
@@ -132,56 +152,73 @@ func (g *group[T]) Capabilities() consumer.Capabilities {
 	return consumer.Capabilities{MutatesData: g.mutates}
 }
 
-func (g *group[T]) onBreakerChange(m *member[T], from, to breakerState) {
-	m.publishState()
-	fields := []zap.Field{zap.String("member", m.id.String()), zap.String("from", from.String()), zap.String("to", to.String())}
-	switch to {
-	case stateOpen:
-		g.logger.Warn("Member circuit breaker opened: the member is skipped, its data goes to the next member",
-			append(fields, zap.Duration("open_for", m.breaker.openPeriod()))...)
-	case stateHalfOpen:
-		g.logger.Info("Member circuit breaker half-open: probing the member", fields...)
-	case stateClosed:
-		g.logger.Info("Member circuit breaker closed: the member takes data again", fields...)
-	}
-	g.reportStatus()
-}
-
 func (g *group[T]) onAvailabilityChange(m *member[T]) {
 	m.publishState()
 	g.reportStatus()
 }
 
-// reportStatus reflects a degraded group in component status (and so in the
-// health check): recoverable error while the primary is not taking data.
+// reportStatus reflects the group in component status, and so in the
+// health check (README "Health"). The collector's statuses have no
+// "degraded": a status of error must mean the group cannot deliver, or a
+// readiness check on it would take a collector out of service while it
+// parks data in the DLQ exactly as designed. So:
+//   - no member can take data (each is open or not started):
+//     StatusRecoverableError, data is refused;
+//   - some member cannot (a primary failing over, a standby failing its
+//     probes): StatusOK with the error saying so and the attribute
+//     failover_group.health = degraded;
+//   - every member is fine: StatusOK, failover_group.health = healthy.
 func (g *group[T]) reportStatus() {
 	g.statusMu.Lock()
 	defer g.statusMu.Unlock()
 	if g.host == nil || len(g.members) == 0 {
 		return
 	}
-	var event *componentstatus.Event
-	desc := "ok"
-	primary := g.members[0]
-	select {
-	case <-primary.firstStart:
-	default:
-		return // still starting: the collector reports that itself
+	var down []string
+	working := 0
+	for _, m := range g.members {
+		select {
+		case <-m.firstStart:
+		default:
+			return // still starting: the collector reports that itself
+		}
+		switch st := m.state(); st {
+		case stateClosed:
+			working++
+		case stateUnavailable:
+			down = append(down, fmt.Sprintf("member %s is not started", m.id))
+		default:
+			down = append(down, fmt.Sprintf("member %s circuit breaker is %s", m.id, st))
+			if st == stateHalfOpen {
+				working++ // it takes the next batch
+			}
+		}
 	}
-	switch {
-	case primary.ready.Load() == nil:
-		desc = fmt.Sprintf("primary member %s is not started", primary.id)
-	case primary.breaker.state() != stateClosed:
-		desc = fmt.Sprintf("primary member %s circuit breaker is %s", primary.id, primary.breaker.state())
-	}
-	if desc == g.lastStatus {
+	desc := strings.Join(down, "; ")
+	if g.reported && desc == g.lastStatus {
 		return
 	}
-	g.lastStatus = desc
-	if desc == "ok" {
-		event = componentstatus.NewEvent(componentstatus.StatusOK)
-	} else {
-		event = componentstatus.NewRecoverableErrorEvent(fmt.Errorf("%s degraded: %s; data goes to the next available member", g.id, desc))
+	g.reported, g.lastStatus = true, desc
+	var event *componentstatus.Event
+	switch {
+	case len(down) == 0:
+		event = componentstatus.NewEvent(componentstatus.StatusOK, componentstatus.WithAttributes(healthAttributes("healthy")))
+	case working > 0:
+		event = componentstatus.NewEvent(componentstatus.StatusOK,
+			componentstatus.WithError(fmt.Errorf("%s degraded: %s; data goes to the next available member", g.id, desc)),
+			componentstatus.WithAttributes(healthAttributes("degraded")))
+	default:
+		event = componentstatus.NewEvent(componentstatus.StatusRecoverableError,
+			componentstatus.WithError(fmt.Errorf("%s: no member can take data: %s; data is refused until one recovers", g.id, desc)),
+			componentstatus.WithAttributes(healthAttributes("unavailable")))
 	}
 	componentstatus.ReportStatus(g.host, event)
+}
+
+// healthAttributes are the status event's attributes (healthcheckv2 shows
+// them with `include_attributes`).
+func healthAttributes(health string) pcommon.Map {
+	m := pcommon.NewMap()
+	m.PutStr("failover_group.health", health)
+	return m
 }

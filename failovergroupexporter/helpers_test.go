@@ -152,6 +152,7 @@ type harness struct {
 	// realKafka keeps the real kafka exporter factory instead of the test
 	// double registered as kafka.
 	realKafka bool
+	probes    func(*MemberConfig, []string) (destinationProbe, string)
 }
 
 type harnessOption func(*harness)
@@ -161,6 +162,17 @@ func withClock() harnessOption { return func(h *harness) { h.clock = newFakeCloc
 
 // withRealKafka builds kafka members from the real kafka exporter.
 func withRealKafka() harnessOption { return func(h *harness) { h.realKafka = true } }
+
+// withoutProbes turns the background probes off, for tests that count
+// what live batches alone do to a real member's breaker.
+func withoutProbes() harnessOption {
+	return withProbes(func(*MemberConfig, []string) (destinationProbe, string) { return nil, "off in this test" })
+}
+
+// withProbes gives members the probes pick returns.
+func withProbes(pick func(*MemberConfig, []string) (destinationProbe, string)) harnessOption {
+	return func(h *harness) { h.probes = pick }
+}
 
 // withMembers shares a member registry (to set behavior before Create).
 func withMembers(r *testMembers) harnessOption { return func(h *harness) { h.members = r } }
@@ -192,6 +204,7 @@ func newHarnessNoStart(t *testing.T, sig signalCase, doc string, opts ...harness
 	h.factory = newFactory(now, extra...)
 	cfg, err := decodeConfig(t, h.factory, doc)
 	require.NoError(t, err)
+	cfg.probes = h.probes
 	h.cfg = cfg
 
 	h.tel = componenttest.NewTelemetry()

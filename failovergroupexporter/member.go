@@ -32,9 +32,13 @@ type member[T any] struct {
 	// this signal can be (send.go).
 	recordLimit    int
 	encodingFactor int
-	breaker        *breaker
-	tel            *memberTelemetry
-	logger         *zap.Logger
+	signal         string
+	// dest is what the group's instances of this member share (one per
+	// signal): the breaker (breaker is dest.breaker) and the prober.
+	dest    *destination
+	breaker *breaker
+	tel     *memberTelemetry
+	logger  *zap.Logger
 	// stamps caches the DLQ stamp given to data after this member missed.
 	stamps  stampCache
 	stateMu sync.Mutex // serializes publishState
@@ -47,9 +51,13 @@ type member[T any] struct {
 	// (attempt_timeout), counted from the group's Start.
 	firstWait time.Duration
 	// onAvailability is called when the exporter becomes ready or its
-	// start fails.
+	// start fails; onStatus when the shared breaker changed state.
 	onAvailability func()
-	first          *memberExporter[T] // created with the group, started in Start
+	onStatus       func()
+	// wakeCh: a probe saw the destination answer; a failed start is
+	// retried now instead of after its backoff.
+	wakeCh chan struct{}
+	first  *memberExporter[T] // created with the group, started in Start
 
 	ready      atomic.Pointer[memberExporter[T]]
 	firstStart chan struct{} // closed once the first Start attempt has ended
@@ -107,16 +115,20 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index i
 		settings:       memberSet,
 		create:         g.sig.create,
 		startCfg:       g.cfg.MemberStart,
+		signal:         g.sig.name,
 		firstWait:      g.cfg.AttemptTimeout,
 		firstStart:     make(chan struct{}),
+		wakeCh:         make(chan struct{}, 1),
 		done:           make(chan struct{}),
 	}
-	m.breaker = newBreaker(g.cfg.CircuitBreaker, g.now(), func(from, to breakerState) { g.onBreakerChange(m, from, to) })
 	m.onAvailability = func() { g.onAvailabilityChange(m) }
+	m.onStatus = g.reportStatus
 	first, err := m.newExporter(ctx)
 	if err != nil {
 		return nil, err
 	}
+	m.dest = joinDestination(g.cfg, index, g.logger, m)
+	m.breaker = m.dest.breaker
 	m.first = first
 	m.tel.state(stateUnavailable)
 	return m, nil
@@ -146,6 +158,24 @@ func (m *member[T]) publishState() {
 	defer m.stateMu.Unlock()
 	m.tel.state(m.state())
 }
+
+// breakerChanged, started, wake, signalName: the member as its shared
+// destination sees it (destinationWatcher).
+func (m *member[T]) breakerChanged() {
+	m.publishState()
+	m.onStatus()
+}
+
+func (m *member[T]) started() bool { return m.ready.Load() != nil }
+
+func (m *member[T]) wake() {
+	select {
+	case m.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (m *member[T]) signalName() string { return m.signal }
 
 // state is the breaker's state, or unavailable while no exporter is started.
 func (m *member[T]) state() breakerState {

@@ -14,6 +14,7 @@ var (
 	kafkaType      = component.MustNewType("kafka")
 	clickhouseType = component.MustNewType("clickhouse")
 	otlpGRPCType   = component.MustNewType("otlp_grpc")
+	otlpHTTPType   = component.MustNewType("otlp_http")
 )
 
 // kafkaMinTimeout is the shortest `timeout` the kafka exporter can start
@@ -33,6 +34,9 @@ type memberFacts struct {
 	ownRetry, ownQueue bool
 	// minTimeout is the shortest `timeout` the exporter can start with.
 	minTimeout time.Duration
+	// endpoint is the exporter's `endpoint` key, if any: the address a
+	// probe connects to when the type has no probe of its own.
+	endpoint string
 
 	// Kafka members: the topic and encoding of each signal (traces,
 	// metrics, logs), the record size limit and the bytes every record
@@ -54,6 +58,7 @@ func readFacts(id component.ID, cfg component.Config) memberFacts {
 		// An enabled optional queue marshals as a map; a disabled one as nil.
 		ownQueue: conf.Get("sending_queue") != nil,
 	}
+	f.endpoint, _ = conf.Get("endpoint").(string)
 	switch t := conf.Get("timeout").(type) {
 	case time.Duration:
 		f.timeout = t

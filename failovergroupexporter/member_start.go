@@ -87,6 +87,7 @@ func (m *member[T]) supervise(ctx context.Context, host component.Host, exp *mem
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-m.wakeCh:
 		}
 		wait = min(2*wait, m.startCfg.MaxInterval)
 	}
@@ -148,9 +149,13 @@ func (m *member[T]) shutdown(ctx context.Context) error {
 		}
 	}
 	m.mu.Lock()
+	left := m.closed
 	m.closed = true
 	exporters := m.exporters
 	m.mu.Unlock()
+	if m.dest != nil && !left {
+		m.dest.leave(m)
+	}
 	var errs []error
 	for _, e := range exporters {
 		if err := e.shutdown(ctx); err != nil {

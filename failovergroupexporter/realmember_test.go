@@ -22,7 +22,9 @@ import (
 // These tests use the real contrib clickhouse exporter as a member, failing
 // the ways a ClickHouse outage makes it fail, with no server: a closed port
 // refuses connections at once; a listener that accepts and never answers
-// hangs every request.
+// hangs every request. Most count what live batches alone do to the
+// member's breaker, so they turn the background probe off (withoutProbes;
+// the probes against real servers are tested in probe_*_test.go).
 
 func clickhouseGroup(addr string, createSchema bool) string {
 	return fmt.Sprintf(`
@@ -43,7 +45,7 @@ member_start: {timeout: 500ms, initial_interval: 50ms, max_interval: 100ms}
 // call would have "succeeded" into memory and never failed over.
 func TestRealClickHouseConnectionRefused(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
-		h := newHarness(t, sig, clickhouseGroup(closedPort(t), false))
+		h := newHarness(t, sig, clickhouseGroup(closedPort(t), false), withoutProbes())
 		h.waitReady() // create_schema false: Start does no I/O
 		for i := range 3 {
 			require.NoError(t, h.send(fmt.Sprintf("r%d", i)), "refused, and failed over in the same call")
@@ -70,7 +72,7 @@ func TestRealClickHouseConnectionRefused(t *testing.T) {
 // default timeout (5s): the batch reaching the DLQ within it shows the
 // attempt ended at attempt_timeout.
 func TestRealClickHouseHangs(t *testing.T) {
-	h := newHarness(t, allSignals[0], clickhouseGroup(silentListener(t), false))
+	h := newHarness(t, allSignals[0], clickhouseGroup(silentListener(t), false), withoutProbes())
 	h.waitReady()
 	assert.True(t, h.exp.(tracesGroup).members[0].ownDeadline, "the exporter's own timeout is the attempt deadline")
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
@@ -112,7 +114,7 @@ circuit_breaker: {failure_threshold: 1, open_duration: 1h, max_open_duration: 1h
 `, tc.member, fmt.Sprintf(tc.config, addr))
 			forEachSignal(t, func(t *testing.T, sig signalCase) {
 				silent.Store(!tc.resetWhileStarting)
-				h := newHarness(t, sig, doc, withRealKafka())
+				h := newHarness(t, sig, doc, withRealKafka(), withoutProbes())
 				h.waitReady()
 				silent.Store(true)
 				require.True(t, membersOf(h.exp)[0].ownDeadline(), "%s is trusted to bound its calls", tc.member)
@@ -219,7 +221,7 @@ func TestClickHouseExporterRefusals(t *testing.T) {
 members:
   - clickhouse/live: {endpoint: "http://%s", create_schema: false}
 circuit_breaker: {failure_threshold: 1}
-`, closedPort(t)))
+`, closedPort(t)), withoutProbes())
 	h.waitReady()
 	md := pmetric.NewMetrics()
 	md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty().SetName("no data type")
@@ -238,7 +240,7 @@ func TestRealKafkaMemberFailureLogIsDemoted(t *testing.T) {
 members:
   - kafka/dlq: {brokers: [%s]}
 attempt_timeout: 300ms
-`, closedPort(t)), withRealKafka())
+`, closedPort(t)), withRealKafka(), withoutProbes())
 	h.waitReady()
 	require.Error(t, h.send("x"))
 	assert.Empty(t, h.logs.FilterLevelExact(zapcore.ErrorLevel).FilterMessageSnippet("kafka records export failed").All())

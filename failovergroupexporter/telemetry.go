@@ -100,3 +100,35 @@ func (mt *memberTelemetry) failover(ctx context.Context) {
 func (mt *memberTelemetry) state(s breakerState) {
 	mt.tb.FailoverGroupMemberState.Record(context.Background(), int64(s), mt.memberRecord...)
 }
+
+// probeTelemetry records a destination's probes. Probes are per member, not
+// per signal: their attributes name the group and the member only.
+type probeTelemetry struct {
+	tb      *metadata.TelemetryBuilder
+	success []metric.AddOption
+	failure []metric.AddOption
+	recOK   []metric.RecordOption
+	recFail []metric.RecordOption
+}
+
+func newProbeTelemetry(tb *metadata.TelemetryBuilder, group, member string) *probeTelemetry {
+	base := []attribute.KeyValue{attribute.String("group", group), attribute.String("member", member)}
+	ok := withAttrs(base, attribute.String("outcome", "success"))
+	fail := withAttrs(base, attribute.String("outcome", "failure"))
+	return &probeTelemetry{
+		tb:      tb,
+		success: []metric.AddOption{ok}, failure: []metric.AddOption{fail},
+		recOK: []metric.RecordOption{ok}, recFail: []metric.RecordOption{fail},
+	}
+}
+
+func (pt *probeTelemetry) record(ok bool, took time.Duration) {
+	ctx := context.Background()
+	if ok {
+		pt.tb.FailoverGroupProbes.Add(ctx, 1, pt.success...)
+		pt.tb.FailoverGroupProbeDuration.Record(ctx, took.Seconds(), pt.recOK...)
+		return
+	}
+	pt.tb.FailoverGroupProbes.Add(ctx, 1, pt.failure...)
+	pt.tb.FailoverGroupProbeDuration.Record(ctx, took.Seconds(), pt.recFail...)
+}

@@ -132,38 +132,59 @@ func statuses(evs []*componentstatus.Event) []componentstatus.Status {
 	return out
 }
 
-// Component status: degraded (recoverable error) while the primary is
-// not closed, OK again once it closes; a primary that is not started
-// degrades the group too.
+// health is an event's failover_group.health attribute.
+func health(ev *componentstatus.Event) string {
+	v, _ := ev.Attributes().Get("failover_group.health")
+	return v.Str()
+}
+
+// Component status: StatusOK while a member can take data, with the
+// degradation in the event's error and attributes; StatusRecoverableError
+// only when no member can (what a readiness check keys on). Reported on
+// change, not per batch.
 func TestComponentStatus(t *testing.T) {
 	t.Run("breaker", func(t *testing.T) {
 		h := newHarness(t, allSignals[0], twoMembers, withClock())
 		h.waitReady()
 		require.Eventually(t, func() bool { return h.host.last() != nil }, waitFor, time.Millisecond)
 		assert.Equal(t, componentstatus.StatusOK, h.host.last().Status())
+		assert.Equal(t, "healthy", health(h.host.last()))
 
 		h.member("primary").always(fail(errRefused))
 		for i := range 5 {
 			require.NoError(t, h.send(fmt.Sprintf("b%d", i)))
 		}
 		ev := h.host.last()
-		require.Equal(t, componentstatus.StatusRecoverableError, ev.Status())
-		assert.ErrorContains(t, ev.Err(), "failover_group/ingest degraded: primary member testmember/primary circuit breaker is open")
+		require.Equal(t, componentstatus.StatusOK, ev.Status(), "the DLQ takes the data: degraded, still serving")
+		assert.Equal(t, "degraded", health(ev))
+		assert.ErrorContains(t, ev.Err(), "failover_group/ingest degraded: member testmember/primary circuit breaker is open")
 		n := len(h.host.list())
 		for i := range 20 {
 			require.NoError(t, h.send(fmt.Sprintf("more%d", i)))
 		}
 		assert.Len(t, h.host.list(), n, "status reported on change, not per batch")
 
+		h.member("dlq").always(fail(errRefused))
+		for i := range 3 {
+			require.Error(t, h.send(fmt.Sprintf("both%d", i)))
+		}
+		ev = h.host.last()
+		require.Equal(t, componentstatus.StatusRecoverableError, ev.Status())
+		assert.Equal(t, "unavailable", health(ev))
+		assert.ErrorContains(t, ev.Err(), "failover_group/ingest: no member can take data: member testmember/primary circuit breaker is open; member testmember/dlq circuit breaker is open")
+
 		h.member("primary").always(succeed())
 		h.clock.Advance(10 * time.Second)
-		require.NoError(t, h.send("probe"))
+		require.NoError(t, h.send("trial"))
 		assert.Equal(t, componentstatus.StatusOK, h.host.last().Status())
+		assert.ErrorContains(t, h.host.last().Err(), "member testmember/dlq circuit breaker is open",
+			"the DLQ member took no batch since: no probe watches a test member, it stays open")
 		assert.Equal(t, []componentstatus.Status{
-			componentstatus.StatusOK,
-			componentstatus.StatusRecoverableError, // open
-			componentstatus.StatusRecoverableError, // half-open
-			componentstatus.StatusOK,               // closed
+			componentstatus.StatusOK,               // healthy
+			componentstatus.StatusOK,               // primary open
+			componentstatus.StatusRecoverableError, // both open
+			componentstatus.StatusOK,               // primary half-open
+			componentstatus.StatusOK,               // primary closed, DLQ open
 		}, statuses(h.host.list()))
 	})
 	t.Run("primary not started", func(t *testing.T) {
@@ -172,11 +193,12 @@ func TestComponentStatus(t *testing.T) {
 		h := newHarness(t, allSignals[0], startFailsGroup, withMembers(members))
 		require.Eventually(t, func() bool { return h.host.last() != nil }, waitFor, time.Millisecond)
 		ev := h.host.last()
-		assert.Equal(t, componentstatus.StatusRecoverableError, ev.Status())
-		assert.ErrorContains(t, ev.Err(), "primary member testmember/primary is not started")
+		assert.Equal(t, componentstatus.StatusOK, ev.Status())
+		assert.Equal(t, "degraded", health(ev))
+		assert.ErrorContains(t, ev.Err(), "member testmember/primary is not started")
 		members.get("primary").okStart()
 		require.Eventually(t, func() bool {
-			return h.host.last().Status() == componentstatus.StatusOK
+			return health(h.host.last()) == "healthy"
 		}, waitFor, time.Millisecond)
 	})
 	t.Run("a member's own status does not speak for the group", func(t *testing.T) {

@@ -33,6 +33,8 @@ type TelemetryBuilder struct {
 	FailoverGroupExhaustedItems   metric.Int64Counter
 	FailoverGroupFailovers        metric.Int64Counter
 	FailoverGroupMemberState      metric.Int64Gauge
+	FailoverGroupProbeDuration    metric.Float64Histogram
+	FailoverGroupProbes           metric.Int64Counter
 	FailoverGroupSkipped          metric.Int64Counter
 }
 
@@ -106,6 +108,19 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_failover_group_member_state",
 		metric.WithDescription("State of the member's circuit breaker: 0 closed (healthy), 1 half-open (probing), 2 open (skipped), 3 unavailable (not started, or restarting after a failed start). [Alpha]"),
 		metric.WithUnit("{state}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.FailoverGroupProbeDuration, err = builder.meter.Float64Histogram(
+		"otelcol_failover_group_probe_duration",
+		metric.WithDescription("Duration of background probes of a member's destination. [Alpha]"),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries([]float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}...),
+	)
+	errs = errors.Join(errs, err)
+	builder.FailoverGroupProbes, err = builder.meter.Int64Counter(
+		"otelcol_failover_group_probes",
+		metric.WithDescription("Background probes of a member's destination (one prober per member, shared by the group's signal instances), by outcome. Probes run only while the member takes no data. [Alpha]"),
+		metric.WithUnit("{probe}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.FailoverGroupSkipped, err = builder.meter.Int64Counter(

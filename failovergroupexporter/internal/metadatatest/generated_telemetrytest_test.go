@@ -26,6 +26,8 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.FailoverGroupExhaustedItems.Add(context.Background(), 1)
 	tb.FailoverGroupFailovers.Add(context.Background(), 1)
 	tb.FailoverGroupMemberState.Record(context.Background(), 1)
+	tb.FailoverGroupProbeDuration.Record(context.Background(), 1)
+	tb.FailoverGroupProbes.Add(context.Background(), 1)
 	tb.FailoverGroupSkipped.Add(context.Background(), 1)
 	AssertEqualFailoverGroupAttemptDuration(t, testTel,
 		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
@@ -46,6 +48,12 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualFailoverGroupMemberState(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualFailoverGroupProbeDuration(t, testTel,
+		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualFailoverGroupProbes(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualFailoverGroupSkipped(t, testTel,
