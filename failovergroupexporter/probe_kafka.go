@@ -204,12 +204,12 @@ func (p *kafkaProbe) requestError(ctx context.Context, err error) error {
 	case p.saslName != "" && errors.Is(err, io.EOF):
 		// Brokers that refuse a login without SASL_AUTHENTICATION_FAILED
 		// (Kafka before 1.0, kfake) close the connection instead.
-		return fmt.Errorf("kafka brokers %v unreachable: %w: if they closed the connection at the SASL %s login, check the member's auth::sasl username and password",
-			p.brokers, err, p.saslName)
+		return fmt.Errorf("kafka brokers %v unreachable for topics %v: %w: if they closed the connection at the SASL %s login, check the member's auth::sasl username and password",
+			p.brokers, p.topics, err, p.saslName)
 	case ctx.Err() != nil:
-		return fmt.Errorf("kafka brokers %v unreachable: no answer within the probe timeout: %w", p.brokers, err)
+		return fmt.Errorf("kafka brokers %v unreachable for topics %v: no answer within the probe timeout: %w", p.brokers, p.topics, err)
 	default:
-		return fmt.Errorf("kafka brokers %v unreachable: %w", p.brokers, err)
+		return fmt.Errorf("kafka brokers %v unreachable for topics %v: %w", p.brokers, p.topics, err)
 	}
 }
 

@@ -94,15 +94,20 @@ func (p *prober) once(ctx context.Context) {
 }
 
 // failed: one warning per streak, and only when the probe is the first to
-// see it (a breaker opened by failed batches was announced already).
+// see it: not for a breaker opened by failed batches, nor for a member whose
+// start fails (each logs its own warning).
 func (p *prober) failed(err error) {
 	if !p.failing {
-		p.failing = true
-		if p.dest.breaker.state() == stateClosed && p.allStarted() {
+		switch {
+		case p.dest.breaker.state() != stateClosed:
+			p.failing = true
+			p.logger.Debug("Member failed its probe", zap.Error(err))
+		case p.allStarted():
+			p.failing = true
 			p.logger.Warn("Member failed its probe: it could not take data now; after circuit_breaker::failure_threshold failed probes it is skipped and the group's status is degraded",
 				zap.Error(err))
-		} else {
-			p.logger.Debug("Member failed its probe", zap.Error(err))
+		default:
+			p.logger.Debug("Member failed its probe while starting", zap.Error(err))
 		}
 	}
 	p.dest.breaker.probeFailed()
