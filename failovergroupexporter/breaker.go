@@ -61,9 +61,11 @@ func (t ticket) state() breakerState { return breakerState(t & 0xff) }
 // success, so no batch waits on a dead member: a dead member costs a probe
 // per probe::interval, never a batch. A half-open member then takes the
 // next batch, and that real attempt decides. If it fails (the member
-// answers probes but cannot take data), probes have misled: until the
-// breaker closes, a probe ends an open period only once the period has
-// elapsed, so the growing open period bounds how often a batch is risked.
+// answers probes but cannot take data), or batches fail right after probes
+// closed the breaker of a member that had no batch to try, probes have
+// misled: until a batch is taken again, a probe ends an open period only
+// once the period has elapsed and no longer closes a half-open breaker, so
+// the growing open period bounds how often a batch is risked.
 //
 // State and generation live in one atomic word (a ticket), so the per-batch
 // path reads both with a single load and never pairs a state with another
@@ -80,13 +82,17 @@ type breaker struct {
 	// probed: a prober watches the member (set when it starts).
 	probed atomic.Bool
 
-	mu             sync.Mutex
-	failures       int           // consecutive failures while closed
+	mu sync.Mutex
+	// Consecutive failures while closed, failed batches and failed probes
+	// apart: a successful probe ends a streak of failed probes only.
+	failures       int
+	probeFailures  int
 	successes      int           // successes while half-open
 	probing        bool          // a batch is being tried while half-open
 	triedLive      bool          // a batch was tried in this half-open period
 	viaProbe       bool          // this half-open period began with a probe's success
-	probesMisled   bool          // a batch failed after a probe said the member was back
+	closedByProbes bool          // probes closed the breaker; no batch was taken since
+	probesMisled   bool          // batches failed after probes said the member was back
 	lastOpenPeriod time.Duration // 0 after the breaker closed
 }
 
@@ -148,9 +154,11 @@ func (b *breaker) allowSlow() (ticket, bool) {
 // success: the member took the data.
 func (b *breaker) success(t ticket) {
 	b.settle(t, func() (breakerState, bool) {
+		// A batch taken: whatever probes said before is confirmed.
+		b.closedByProbes, b.probesMisled = false, false
 		switch t.state() {
 		case stateClosed:
-			b.failures = 0
+			b.failures, b.probeFailures = 0, 0
 		case stateHalfOpen:
 			b.successes++
 			if b.successes >= b.cfg.SuccessThreshold {
@@ -166,7 +174,11 @@ func (b *breaker) failure(t ticket) {
 	b.settle(t, func() (breakerState, bool) {
 		if t.state() == stateClosed {
 			b.failures++
-			return stateOpen, b.failures >= b.cfg.FailureThreshold
+			opens := b.failures+b.probeFailures >= b.cfg.FailureThreshold
+			if opens && b.closedByProbes {
+				b.probesMisled = true // probes closed it, batches fail
+			}
+			return stateOpen, opens
 		}
 		if t.state() == stateHalfOpen && b.viaProbe {
 			b.probesMisled = true
@@ -202,20 +214,26 @@ func (b *breaker) settle(t ticket, apply func() (to breakerState, change bool)) 
 	}
 }
 
-// probeSucceeded: a background probe found the destination answering.
+// probeSucceeded: a background probe found the destination answering. On a
+// closed breaker it ends a streak of failed probes, not of failed batches:
+// a member that accepts connections but fails every write must still open.
 func (b *breaker) probeSucceeded() {
 	b.onProbe(func(s breakerState) (breakerState, bool) {
 		switch s {
 		case stateClosed:
-			b.failures = 0
+			b.probeFailures = 0
 		case stateOpen:
 			return stateHalfOpen, !b.probesMisled || b.now().UnixNano() >= b.openUntil.Load()
 		case stateHalfOpen:
 			// A batch tried in this period decides; a member that is
-			// given no batch (a standby) is closed by its probes.
-			if !b.triedLive {
+			// given no batch (a standby) is closed by its probes, unless
+			// probes have misled.
+			if !b.triedLive && !b.probesMisled {
 				b.successes++
-				return stateClosed, b.successes >= b.cfg.SuccessThreshold
+				if b.successes >= b.cfg.SuccessThreshold {
+					b.closedByProbes = true
+					return stateClosed, true
+				}
 			}
 		}
 		return 0, false
@@ -223,14 +241,15 @@ func (b *breaker) probeSucceeded() {
 }
 
 // probeFailed: a background probe found the destination not answering.
-// Probes run only while the member takes no data, so on a closed breaker
-// they count as consecutive failures as failed batches do.
-func (b *breaker) probeFailed() {
-	b.onProbe(func(s breakerState) (breakerState, bool) {
+// Probes run only while the member takes no data; on a closed breaker
+// failure_threshold consecutive failed probes open it, as failed batches do.
+// It reports whether this probe opened the breaker.
+func (b *breaker) probeFailed() (opened bool) {
+	return b.onProbe(func(s breakerState) (breakerState, bool) {
 		switch s {
 		case stateClosed:
-			b.failures++
-			return stateOpen, b.failures >= b.cfg.FailureThreshold
+			b.probeFailures++
+			return stateOpen, b.failures+b.probeFailures >= b.cfg.FailureThreshold
 		case stateHalfOpen:
 			return stateOpen, true
 		}
@@ -238,7 +257,7 @@ func (b *breaker) probeFailed() {
 	})
 }
 
-func (b *breaker) onProbe(apply func(breakerState) (to breakerState, change bool)) {
+func (b *breaker) onProbe(apply func(breakerState) (to breakerState, change bool)) (opened bool) {
 	b.mu.Lock()
 	from := ticket(b.current.Load()).state()
 	to, change := apply(from)
@@ -250,12 +269,14 @@ func (b *breaker) onProbe(apply func(breakerState) (to breakerState, change bool
 	if change {
 		b.onChange(from, to, true)
 	}
+	return change && to == stateOpen
 }
 
 // setStateLocked moves to a new state in a new generation and returns its
 // ticket.
 func (b *breaker) setStateLocked(to breakerState) ticket {
-	b.failures, b.successes, b.probing, b.triedLive, b.viaProbe = 0, 0, false, false, false
+	b.failures, b.probeFailures, b.successes = 0, 0, 0
+	b.probing, b.triedLive, b.viaProbe = false, false, false
 	switch to {
 	case stateOpen:
 		period := b.cfg.OpenDuration
@@ -267,7 +288,6 @@ func (b *breaker) setStateLocked(to breakerState) ticket {
 		b.openUntil.Store(b.now().Add(period).UnixNano())
 	case stateClosed:
 		b.lastOpenPeriod = 0
-		b.probesMisled = false
 	}
 	gen := uint64(ticket(b.current.Load())>>8) + 1
 	t := newTicket(gen, to)

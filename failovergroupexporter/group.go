@@ -84,17 +84,19 @@ func (g *group[T]) Start(_ context.Context, host component.Host) error {
 	g.statusMu.Unlock()
 	for _, m := range g.members {
 		m.start(memberHost{host: host, logger: m.logger})
-		m.dest.startProber(func() *prober { return g.newProber(m) })
+		m.dest.startProber(func(dests []*destination) *prober { return g.newProber(m, dests) })
 	}
 	return nil
 }
 
-// newProber builds the prober of a member's destination, once for all the
+// newProber builds the prober of a member's destinations, once for all the
 // group's signal instances (the first to start builds it).
-func (g *group[T]) newProber(m *member[T]) *prober {
+func (g *group[T]) newProber(m *member[T], dests []*destination) *prober {
 	var signals []string
-	for _, w := range m.dest.watching() {
-		signals = append(signals, w.signalName())
+	for _, d := range dests {
+		for _, w := range d.watching() {
+			signals = append(signals, w.signalName())
+		}
 	}
 	pick := probeFor
 	if g.cfg.probes != nil {
@@ -107,7 +109,7 @@ func (g *group[T]) newProber(m *member[T]) *prober {
 	}
 	m.logger.Info("Member is probed in the background while it takes no data",
 		zap.String("probe", how), zap.Duration("interval", g.cfg.Probe.Interval))
-	return newProber(m.dest, p, g.cfg.Probe, m.logger, newProbeTelemetry(g.tb, g.idStr, m.name))
+	return newProber(dests, p, g.cfg.Probe, m.logger, newProbeTelemetry(g.tb, g.idStr, m.name))
 }
 
 // memberHost is the host members are started with. It gives them the

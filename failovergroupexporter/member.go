@@ -127,7 +127,7 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index i
 	if err != nil {
 		return nil, err
 	}
-	m.dest = joinDestination(g.cfg, index, g.logger, m)
+	m.dest = joinDestination(g.cfg, index, destinationPart(mc, g.sig.name), g.logger, m)
 	m.breaker = m.dest.breaker
 	m.first = first
 	m.tel.state(stateUnavailable)

@@ -5,6 +5,7 @@ package failovergroupexporter
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -25,6 +26,44 @@ type destinationProbe interface {
 	check(ctx context.Context) error
 	// close releases the probe's connections.
 	close()
+}
+
+// partErrors is a probe's answer when only some parts of a destination
+// failed: the kafka topics that cannot take data, by topic. Any other error
+// from check concerns every part.
+type partErrors map[string]error
+
+func (e partErrors) Error() string {
+	parts := make([]string, 0, len(e))
+	for part := range e {
+		parts = append(parts, part)
+	}
+	slices.Sort(parts)
+	msgs := make([]string, len(parts))
+	for i, part := range parts {
+		msgs[i] = e[part].Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// errorOf is what a probe's result says of one part ("" for a member that
+// is one destination).
+func errorOf(err error, part string) error {
+	if pe, ok := errors.AsType[partErrors](err); ok {
+		return pe[part]
+	}
+	return err
+}
+
+// destinationPart is the part of a member a signal instance writes to when
+// the parts fail on their own: the kafka topic of the signal. "" for other
+// members (a ClickHouse server takes every signal's tables, and a table
+// refusing data as bad is never charged to the breaker).
+func destinationPart(mc *MemberConfig, signal string) string {
+	if mc.id.Type() == kafkaType {
+		return mc.facts.topics[signal]
+	}
+	return ""
 }
 
 // probeFor picks the check of a member's destination: ClickHouse and Kafka

@@ -222,16 +222,28 @@ func (p *kafkaProbe) topicsError(resp *kmsg.MetadataResponse) error {
 			byName[*name] = &resp.Topics[i]
 		}
 	}
+	// Each topic is a destination of its own (one signal's): a topic
+	// that is missing must not hold the member's other topics back.
+	var bad partErrors
 	for _, topic := range p.topics {
 		t, ok := byName[topic]
+		var err error
 		if !ok {
-			return fmt.Errorf("kafka brokers %v left topic %q out of their metadata answer: check the brokers' health", p.brokers, topic)
+			err = fmt.Errorf("kafka brokers %v left topic %q out of their metadata answer: check the brokers' health", p.brokers, topic)
+		} else {
+			err = p.topicError(topic, t)
 		}
-		if err := p.topicError(topic, t); err != nil {
-			return err
+		if err != nil {
+			if bad == nil {
+				bad = partErrors{}
+			}
+			bad[topic] = err
 		}
 	}
-	return nil
+	if bad == nil {
+		return nil
+	}
+	return bad
 }
 
 // topicError returns why one topic cannot take data, nil if it can.

@@ -5,20 +5,23 @@ package failovergroupexporter
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
 )
 
-// prober checks one destination in the background, every probe::interval,
-// while the member takes no data (destination.needsProbe): its breaker is
-// open or half-open, it is not started, or it is a standby. Results go to
-// the shared breaker (probeSucceeded, probeFailed): a member that answers
-// again takes the next batch at once, a standby that stops answering is
-// reported before data needs it. A success also wakes a member whose start
-// failed, instead of leaving it to its restart backoff.
+// prober checks a member's destinations in the background, every
+// probe::interval, while one of them takes no data (destination.needsProbe):
+// its breaker is open or half-open, it is not started, or it is a standby.
+// One check covers all of the member's destinations (a kafka member's
+// topics: one metadata request). Results go to each destination's breaker
+// (probeSucceeded, probeFailed): a member that answers again takes the next
+// batch at once, a standby that stops answering is reported before data
+// needs it. A success also wakes a member whose start failed, instead of
+// leaving it to its restart backoff.
 type prober struct {
-	dest     *destination
+	dests    []*destination
 	probe    destinationProbe
 	interval time.Duration
 	timeout  time.Duration
@@ -26,15 +29,12 @@ type prober struct {
 	tel      *probeTelemetry
 	now      func() time.Time
 
-	// failing: the last probe failed (a warning was logged for the streak).
-	failing bool
-
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func newProber(d *destination, p destinationProbe, cfg ProbeConfig, logger *zap.Logger, tel *probeTelemetry) *prober {
-	return &prober{dest: d, probe: p, interval: cfg.Interval, timeout: cfg.Timeout, logger: logger, tel: tel, now: time.Now, done: make(chan struct{})}
+func newProber(dests []*destination, p destinationProbe, cfg ProbeConfig, logger *zap.Logger, tel *probeTelemetry) *prober {
+	return &prober{dests: dests, probe: p, interval: cfg.Interval, timeout: cfg.Timeout, logger: logger, tel: tel, now: time.Now, done: make(chan struct{})}
 }
 
 // start probes at once (a missing DLQ topic is reported at start), then
@@ -42,14 +42,16 @@ func newProber(d *destination, p destinationProbe, cfg ProbeConfig, logger *zap.
 func (p *prober) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
-	p.dest.breaker.probed.Store(true)
+	for _, d := range p.dests {
+		d.breaker.probed.Store(true)
+	}
 	go func() {
 		defer close(p.done)
 		defer p.probe.close()
 		ticker := time.NewTicker(p.interval)
 		defer ticker.Stop()
 		for {
-			if p.dest.needsProbe(p.now(), p.interval) {
+			if p.needed() {
 				p.once(ctx)
 			}
 			select {
@@ -66,7 +68,17 @@ func (p *prober) stop() {
 	<-p.done
 }
 
-// once runs one probe and hands its result to the breaker.
+func (p *prober) needed() bool {
+	now := p.now()
+	for _, d := range p.dests {
+		if d.needsProbe(now, p.interval) {
+			return true
+		}
+	}
+	return false
+}
+
+// once runs one probe and hands its result to each destination's breaker.
 func (p *prober) once(ctx context.Context) {
 	probeCtx, cancel := context.WithTimeout(ctx, p.timeout)
 	began := time.Now()
@@ -77,49 +89,61 @@ func (p *prober) once(ctx context.Context) {
 		return // shutting down: the result says nothing
 	}
 	p.tel.record(err == nil, took)
-	if err != nil {
-		p.failed(err)
-		return
+	var warn []error
+	for _, d := range p.dests {
+		derr := errorOf(err, d.key.part)
+		if derr == nil {
+			p.succeeded(d, took)
+		} else if d.probeFailed() {
+			warn = append(warn, derr)
+		}
 	}
-	if p.failing {
-		p.failing = false
-		p.logger.Info("Member answers its probe again", zap.Duration("probe_duration", took))
+	if len(warn) > 0 {
+		if _, perPart := errors.AsType[partErrors](err); !perPart {
+			warn = []error{err} // the same error for every part: once
+		}
+		p.logger.Warn("Member failed its probe: it could not take data now; after circuit_breaker::failure_threshold failed probes it is skipped and the group's status is degraded",
+			zap.Error(errors.Join(warn...)))
 	}
-	p.dest.breaker.probeSucceeded()
-	for _, w := range p.dest.watching() {
+}
+
+func (p *prober) succeeded(d *destination, took time.Duration) {
+	if d.probeFailing {
+		d.probeFailing = false
+		p.logger.Info("Member answers its probe again", append(partField(d), zap.Duration("probe_duration", took))...)
+	}
+	d.breaker.probeSucceeded()
+	for _, w := range d.watching() {
 		if !w.started() {
 			w.wake()
 		}
 	}
 }
 
-// failed: one warning per streak, and only when the probe is the first to
-// see it: not for a breaker opened by failed batches, nor for a member whose
-// start fails (each logs its own warning).
-func (p *prober) failed(err error) {
-	if !p.failing {
-		switch {
-		case p.dest.breaker.state() != stateClosed:
-			p.failing = true
-			p.logger.Debug("Member failed its probe", zap.Error(err))
-		case p.allStarted():
-			p.failing = true
-			p.logger.Warn("Member failed its probe: it could not take data now; after circuit_breaker::failure_threshold failed probes it is skipped and the group's status is degraded",
-				zap.Error(err))
-		default:
-			p.logger.Debug("Member failed its probe while starting", zap.Error(err))
-		}
+// probeFailed hands a failed probe to the breaker and says whether to warn: once
+// per streak of failed probes, when the probe is the first to see the
+// problem (the member is started and its breaker closed, or the probes
+// themselves opened it, which is logged at INFO). A breaker opened by
+// failed batches was announced already, and a member whose start fails
+// logs that itself.
+func (d *destination) probeFailed() (warn bool) {
+	opened := d.breaker.probeFailed()
+	if d.probeFailing {
+		return false
 	}
-	p.dest.breaker.probeFailed()
+	switch {
+	case opened || (d.breaker.state() == stateClosed && d.allStarted()):
+		d.probeFailing = true
+		return true
+	case d.breaker.state() != stateClosed:
+		d.probeFailing = true
+	}
+	return false
 }
 
-// allStarted: no instance of the member is failing to start (which logs
-// its own warning).
-func (p *prober) allStarted() bool {
-	for _, w := range p.dest.watching() {
-		if !w.started() {
-			return false
-		}
+func partField(d *destination) []zap.Field {
+	if d.key.part == "" {
+		return nil
 	}
-	return true
+	return []zap.Field{zap.String("topic", d.key.part)}
 }
