@@ -89,7 +89,7 @@ func TestComponentsListed(t *testing.T) {
 		"processors": {names(listing.Processors), []string{"batch", "memory_limiter"}},
 		"exporters":  {names(listing.Exporters), []string{"failover_group", "clickhouse", "kafka", "otlp_grpc", "otlp_http", "debug", "file"}},
 		"connectors": {names(listing.Connectors), []string{"dlq_routing"}},
-		"extensions": {names(listing.Extensions), []string{"file_storage", "health_check", "pprof", "zpages"}},
+		"extensions": {names(listing.Extensions), []string{"file_storage", "health_check", "healthcheckv2", "pprof", "zpages"}},
 	}
 	for kind, w := range want {
 		for _, n := range w.need {

@@ -236,7 +236,7 @@ func checkImageConfig(t *testing.T, engine containerEngine, ref, builtID, versio
 		ports = append(ports, p)
 	}
 	slices.Sort(ports)
-	if want := []string{"13133/tcp", "4317/tcp", "4318/tcp"}; !slices.Equal(ports, want) {
+	if want := []string{"13133/tcp", "13134/tcp", "4317/tcp", "4318/tcp"}; !slices.Equal(ports, want) {
 		t.Errorf("exposed ports = %v, want %v", ports, want)
 	}
 	if img.Config.WorkingDir != "/"+imageDataDir {
@@ -433,12 +433,13 @@ func removeContainer(t *testing.T, engine containerEngine, name string) {
 }
 
 // checkImageRuns starts the image with its default configuration on ports the
-// engine picks, waits for the health endpoint, sends OTLP over HTTP and gRPC
-// and finds both batches in the debug member's log.
+// engine picks, waits for the liveness endpoint, checks the readiness
+// endpoint, sends OTLP over HTTP and gRPC and finds both batches in the debug
+// member's log.
 func checkImageRuns(t *testing.T, engine containerEngine, ref string) {
 	name := containerName("run")
 	args := append([]string{"run", "--detach", "--name", name}, runFlags...)
-	for _, p := range []string{"4317", "4318", "13133"} {
+	for _, p := range []string{"4317", "4318", "13133", "13134"} {
 		// Empty host port: the engine binds a free one; read it back below.
 		args = append(args, "--publish", "127.0.0.1::"+p)
 	}
@@ -457,6 +458,7 @@ func checkImageRuns(t *testing.T, engine containerEngine, ref string) {
 	})
 
 	grpcAddr, httpAddr, healthAddr := hostPort(t, engine, name, "4317"), hostPort(t, engine, name, "4318"), hostPort(t, engine, name, "13133")
+	readyAddr := hostPort(t, engine, name, "13134")
 	client := &http.Client{Timeout: 5 * time.Second}
 
 	// Health endpoint, with a deadline; stop early if the container died.
@@ -477,6 +479,10 @@ func checkImageRuns(t *testing.T, engine containerEngine, ref string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("container started and healthy in %v", time.Since(runStart).Round(time.Millisecond))
+	// Readiness of the ingest pipeline, as the README's Kubernetes probe asks.
+	if err := ready(client, readyAddr, "traces/ingest"); err != nil {
+		t.Errorf("readiness: %v", err)
+	}
 
 	checkRunsAsUser(t, engine, name)
 
@@ -547,18 +553,35 @@ func hostPort(t *testing.T, engine containerEngine, name, port string) string {
 	return net.JoinHostPort(host, p)
 }
 
+// healthy asks the liveness endpoint (healthcheckv2, GET /).
 func healthy(client *http.Client, addr string) error {
-	resp, err := client.Get("http://" + addr + "/")
+	return healthAnswer(client, "http://"+addr+"/")
+}
+
+// ready asks the readiness endpoint for one pipeline.
+func ready(client *http.Client, addr, pipeline string) error {
+	return healthAnswer(client, "http://"+addr+"/ready?pipeline="+pipeline)
+}
+
+func healthAnswer(client *http.Client, url string) error {
+	resp, err := client.Get(url)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, body)
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
 	}
-	if !bytes.Contains(body, []byte("Server available")) {
-		return fmt.Errorf("unexpected health answer %q", body)
+	var answer struct {
+		Healthy bool   `json:"healthy"`
+		Status  string `json:"status"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil {
+		return fmt.Errorf("GET %s: health answer %q is not JSON: %w", url, body, err)
+	}
+	if !answer.Healthy || answer.Status != "StatusOK" {
+		return fmt.Errorf("GET %s: unexpected health answer %q", url, body)
 	}
 	return nil
 }
@@ -664,7 +687,7 @@ func TestImageDefaultConfigValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, listen := range []string{"0.0.0.0:4317", "0.0.0.0:4318", "0.0.0.0:13133"} {
+	for _, listen := range []string{"0.0.0.0:4317", "0.0.0.0:4318", "0.0.0.0:13133", "0.0.0.0:13134"} {
 		if !bytes.Contains(data, []byte(listen)) {
 			t.Errorf("%s does not listen on %s (the image exposes that port)", path, listen)
 		}

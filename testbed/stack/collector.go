@@ -6,8 +6,11 @@ package stack
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,9 +22,13 @@ import (
 // variables of the reference configuration.
 type Collector struct {
 	*Process
-	OTLPHTTP    string // host:port
-	OTLPGRPC    string
-	Health      string
+	OTLPHTTP string // host:port
+	OTLPGRPC string
+	// Health is the liveness endpoint (HEALTH_CHECK_ENDPOINT, GET /).
+	Health string
+	// Ready is the readiness endpoint (READINESS_ENDPOINT, GET /ready);
+	// configurations without a readiness instance ignore it.
+	Ready       string
 	MetricsPort int
 	client      *http.Client
 }
@@ -29,7 +36,7 @@ type Collector struct {
 // NewCollector prepares (does not start) a collector running config, wired
 // to ch and kafka (either may be nil: then the address points nowhere).
 func NewCollector(root, dir, config string, ch *ClickHouse, kafka *Kafka, extraEnv ...string) (*Collector, error) {
-	ports := make([]int, 4)
+	ports := make([]int, 5)
 	for i := range ports {
 		p, err := FreePort()
 		if err != nil {
@@ -42,6 +49,7 @@ func NewCollector(root, dir, config string, ch *ClickHouse, kafka *Kafka, extraE
 		OTLPGRPC:    fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		Health:      fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		MetricsPort: ports[3],
+		Ready:       fmt.Sprintf("127.0.0.1:%d", ports[4]),
 		client:      &http.Client{Timeout: 5 * time.Second},
 	}
 	chEndpoint, brokers := "http://127.0.0.1:1", "127.0.0.1:1"
@@ -55,6 +63,7 @@ func NewCollector(root, dir, config string, ch *ClickHouse, kafka *Kafka, extraE
 		"OTLP_HTTP_ENDPOINT=" + c.OTLPHTTP,
 		"OTLP_GRPC_ENDPOINT=" + c.OTLPGRPC,
 		"HEALTH_CHECK_ENDPOINT=" + c.Health,
+		"READINESS_ENDPOINT=" + c.Ready,
 		"METRICS_PORT=" + strconv.Itoa(c.MetricsPort),
 		"CLICKHOUSE_ENDPOINT=" + chEndpoint,
 		"KAFKA_BROKERS=" + brokers,
@@ -91,6 +100,90 @@ func (c *Collector) StartAndWait(timeout time.Duration) error {
 		return fmt.Errorf("otelcol-failover not healthy within %v: %w; see %s", timeout, err, c.LogPath)
 	}
 	return nil
+}
+
+// ReadinessPath is the path of the readiness endpoint in the reference
+// configuration (healthcheckv2/readiness).
+const ReadinessPath = "/ready"
+
+// HealthStatus is a healthcheckv2 answer: the HTTP status code and the JSON
+// body, decoded (Components only with verbose, keyed "exporter:<id>",
+// "receiver:<id>", ...; "pipeline:<id>" unscoped).
+type HealthStatus struct {
+	Code       int                      `json:"-"`
+	Body       string                   `json:"-"`
+	Healthy    bool                     `json:"healthy"`
+	Status     string                   `json:"status"`
+	Error      string                   `json:"error,omitempty"`
+	Attributes map[string]any           `json:"attributes"`
+	Components map[string]*HealthStatus `json:"components,omitempty"`
+}
+
+// Component returns the entry of a verbose answer for key (e.g.
+// "exporter:failover_group/ingest"), searching nested levels; nil if absent.
+func (h *HealthStatus) Component(key string) *HealthStatus {
+	if h == nil {
+		return nil
+	}
+	if c, ok := h.Components[key]; ok {
+		return c
+	}
+	for _, c := range h.Components {
+		if found := c.Component(key); found != nil {
+			return found
+		}
+	}
+	return nil
+}
+
+func (h *HealthStatus) String() string {
+	if h == nil {
+		return "no answer"
+	}
+	return fmt.Sprintf("HTTP %d %s", h.Code, h.Body)
+}
+
+// Liveness asks the liveness endpoint (GET http://Health/).
+func (c *Collector) Liveness() (*HealthStatus, error) {
+	return c.health("http://" + c.Health + "/")
+}
+
+// Readiness asks the readiness endpoint for one pipeline (e.g.
+// "traces/ingest"; empty: the whole collector); verbose adds the components.
+// A pipeline the collector does not have answers 404 with no body.
+func (c *Collector) Readiness(pipeline string, verbose bool) (*HealthStatus, error) {
+	q := url.Values{}
+	if pipeline != "" {
+		q.Set("pipeline", pipeline)
+	}
+	if verbose {
+		q.Set("verbose", "true")
+	}
+	u := "http://" + c.Ready + ReadinessPath
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return c.health(u)
+}
+
+func (c *Collector) health(u string) (*HealthStatus, error) {
+	resp, err := c.client.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	h := &HealthStatus{}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, h); err != nil {
+			return nil, fmt.Errorf("GET %s: HTTP %d, body not healthcheckv2 JSON: %w: %q", u, resp.StatusCode, err, body)
+		}
+	}
+	h.Code, h.Body = resp.StatusCode, string(body)
+	return h, nil
 }
 
 // Metric sums the values of the collector's own Prometheus metric name whose
@@ -135,4 +228,24 @@ func (c *Collector) MetricSeries(name string, labels ...string) (sum float64, se
 		series++
 	}
 	return sum, series, sc.Err()
+}
+
+// WaitIncrease polls the collector's metric every `every` until it rises
+// above its value at the call, and returns when the rise was first seen
+// (at most `every` after it happened).
+func (c *Collector) WaitIncrease(ctx context.Context, every time.Duration, name string, labels ...string) (time.Time, error) {
+	base, err := c.Metric(name, labels...)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var seen time.Time
+	err = WaitFor(ctx, every, func() (bool, error) {
+		v, merr := c.Metric(name, labels...)
+		if merr == nil && v > base {
+			seen = time.Now()
+			return true, nil
+		}
+		return false, merr
+	})
+	return seen, err
 }
