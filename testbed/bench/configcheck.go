@@ -82,6 +82,6 @@ func breakerSettings(root string) (desc, maxOpen string) {
 	}
 	get := func(k string) string { return fmt.Sprint(cb.Get(k)) }
 	maxOpen = "`max_open_duration`, " + get("max_open_duration")
-	return fmt.Sprintf("open after %s consecutive failures, open %s, ×%s on every failed probe up to %s, %s successful probe(s) close it",
+	return fmt.Sprintf("open after %s consecutive failures, open %s, ×%s on every failed half-open trial up to %s, %s success(es) close it",
 		get("failure_threshold"), get("open_duration"), get("backoff_multiplier"), get("max_open_duration"), get("success_threshold")), maxOpen
 }

@@ -158,6 +158,10 @@ func (b *bench) failover() (*section, error) {
 		return nil, err
 	}
 	tReady := time.Now()
+	// Failback: from ClickHouse answering (its ready line) to the first
+	// rise of each group's delivered items for its ClickHouse member.
+	liveBack := firstDelivery(b.ctx, col, "failover_group/ingest", groupLive)
+	replayBack := firstDelivery(b.ctx, col, "failover_group/replay", "clickhouse/replay")
 	var tBack time.Time
 	ctx, cancel = context.WithTimeout(b.ctx, 3*time.Minute)
 	err = stack.WaitFor(ctx, statePollPeriod, func() (bool, error) {
@@ -170,6 +174,8 @@ func (b *bench) failover() (*section, error) {
 		return nil, fmt.Errorf("the group did not return to %s within 3 minutes of ClickHouse starting: %w", groupLive, err)
 	}
 	logf("failover: back on %s %v after ClickHouse was started (ready after %v)", groupLive, tBack.Sub(t1).Round(time.Millisecond), tReady.Sub(t1).Round(time.Millisecond))
+	tLiveBack, tReplayBack := <-liveBack, <-replayBack
+	logf("failover: first live insert %v, first replayed insert %v after ClickHouse answered", since(tLiveBack, tReady), since(tReplayBack, tReady))
 
 	// The replay: the DLQ consumer commits what the replay pipeline wrote.
 	var dlqEnd, committed int64
@@ -213,7 +219,9 @@ func (b *bench) failover() (*section, error) {
 	fmt.Fprintf(&w, "| ClickHouse told to stop → process exited | %s |\n", secs(tExited.Sub(t0)))
 	fmt.Fprintf(&w, "| **ClickHouse told to stop → first batch in the Kafka DLQ** | **%s** |\n", secs(tFirst.Sub(t0)))
 	fmt.Fprintf(&w, "| ClickHouse started → ready (accepting connections) | %s |\n", secs(tReady.Sub(t1)))
-	fmt.Fprintf(&w, "| **ClickHouse started → `%s` state back to 0 (closed)** | **%s** |\n", groupLive, secs(tBack.Sub(t1)))
+	fmt.Fprintf(&w, "| **ClickHouse ready → first batch written by `failover_group/ingest` into `%s`** | **%s** |\n", groupLive, since(tLiveBack, tReady))
+	fmt.Fprintf(&w, "| **ClickHouse ready → first parked batch replayed by `failover_group/replay`** | **%s** |\n", since(tReplayBack, tReady))
+	fmt.Fprintf(&w, "| ClickHouse started → `%s` state back to 0 (closed) | %s |\n", groupLive, secs(tBack.Sub(t1)))
 	if drained {
 		fmt.Fprintf(&w, "| ClickHouse started → every DLQ record replayed and committed | %s |\n", secs(tDrained.Sub(t1)))
 	} else {
@@ -231,12 +239,36 @@ func (b *bench) failover() (*section, error) {
 	fmt.Fprintf(&w, "\nClickHouse was started at %+.2f s, with `%s` in state %d (%s).\n", t1.Sub(t0).Seconds(), groupLive, stateAtStart, stateNames[stateAtStart])
 	breakerDesc, breakerMax := breakerSettings(b.root)
 	fmt.Fprintf(&w, `
-Interpretation: failing over costs no detection time of its own: a batch that finds the port closed fails in under a millisecond and goes to Kafka at once, so the first DLQ record follows the first request after the stop (the reference configuration has no batch processor: every request reaches the group as it arrives). The way back is set by the breaker, not by ClickHouse: with the reference configuration's settings (%s) the group returns at the first probe after ClickHouse is ready, so the return time is at most the open period in force when ClickHouse came back, which grows with the length of the outage (up to %s). Meanwhile nothing waits: batches go to the DLQ and are replayed. The replay resumes on its own schedule: `+"`clickhouse/replay`"+` has its own breaker (opened by the replay attempts during the outage, its open period grown the same way) and the DLQ consumer retries a refused record with backoff (`+"`error_backoff`"+`), so the DLQ drains at the first replay probe after ClickHouse is back, then at devclickhouse's insert rate.
+Interpretation: failing over costs no detection time of its own: a batch that finds the port closed fails in under a millisecond and goes to Kafka at once, so the first DLQ record follows the first request after the stop (the reference configuration has no batch processor: every request reaches the group as it arrives). The way back is set by the background probes, not by the breaker's open period (%s, up to %s): while `+"`clickhouse/live`"+` and `+"`clickhouse/replay`"+` take no data, each group pings ClickHouse every `+"`probe::interval`"+` (1 s), and the first successful ping half-opens the breaker, so the next batch (live) or the DLQ consumer's next retry (replay, `+"`error_backoff`"+` at most ~0.6 s) goes to ClickHouse and closes it. The failback time is the time to the next ping plus one batch, whatever the outage's length; the open period now only bounds how often a batch is risked on a ClickHouse that answers pings but fails inserts.
 `, breakerDesc, breakerMax)
 	verdictCell := verdict(allIn && accepted == distinct)
 	rowsOut := []string{
-		fmt.Sprintf("| failover | stop → first DLQ batch; start → back on primary | – | %s; %s (outage %v) | informative |", secs(tFirst.Sub(t0)), secs(tBack.Sub(t1)), o.failoverOutage),
+		fmt.Sprintf("| failover | stop → first DLQ batch; ClickHouse ready → primary takes data; → replay resumes | failback ≤ 2 s | %s; %s; %s (outage %v) | %s |",
+			secs(tFirst.Sub(t0)), since(tLiveBack, tReady), since(tReplayBack, tReady), o.failoverOutage, verdict(within(tLiveBack, tReady, 2*time.Second) && within(tReplayBack, tReady, 2*time.Second))),
 		fmt.Sprintf("| failover | nothing lost across the outage | 0 lost | %s of %s lost, %s duplicate rows | %s |", thousands(accepted-distinct), thousands(accepted), thousands(rows-distinct), verdictCell),
 	}
 	return &section{name: "failover", body: w.String(), rows: rowsOut}, nil
 }
+
+// firstDelivery reports, in the background, when the group's member first
+// took data after the call (zero time if not within 3 minutes).
+func firstDelivery(ctx context.Context, col *stack.Collector, group, member string) <-chan time.Time {
+	out := make(chan time.Time, 1)
+	go func() {
+		waitCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		at, _ := col.WaitIncrease(waitCtx, 10*time.Millisecond, "otelcol_failover_group_delivered_items", "group="+group, "member="+member)
+		out <- at
+	}()
+	return out
+}
+
+// since formats at-from, or "not seen".
+func since(at, from time.Time) string {
+	if at.IsZero() {
+		return "not seen"
+	}
+	return secs(at.Sub(from))
+}
+
+func within(at, from time.Time, d time.Duration) bool { return !at.IsZero() && at.Sub(from) <= d }

@@ -116,6 +116,8 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 	}
 	outageEnd = time.Now()
 	say("ClickHouse STARTED again")
+	liveBack := failback(ctx, col, outageEnd, "failover_group/ingest", "clickhouse/live")
+	replayBack := failback(ctx, col, outageEnd, "failover_group/replay", "clickhouse/replay")
 
 	var res *loadgen.Result
 	select {
@@ -174,11 +176,12 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 		mark = "ITEMS LOST"
 	}
 	fmt.Printf("│ lost              %9d   %s\n", lost, mark)
+	fmt.Printf("│ failback          primary took data %s after ClickHouse answered, replay began %s after\n", <-liveBack, <-replayBack)
 	fmt.Printf("│ timeline          load +0s, ClickHouse down +%.0fs, up +%.0fs, replay done +%.0fs\n",
 		outageStart.Sub(began).Seconds(), outageEnd.Sub(began).Seconds(), replayedAt.Sub(began).Seconds())
 	fmt.Println("│ state changes of the groups' members:")
 	for _, c := range summarize(changes) {
-		fmt.Printf("│   %+6.1fs  %-17s %-20s %s\n", c.at.Sub(began).Seconds(), c.member, c.signal, c.what)
+		fmt.Printf("│   %+6.1fs  %-22s %-17s %s\n", c.at.Sub(began).Seconds(), c.group, c.member, c.what)
 	}
 	fmt.Println("└─────────────────────────────────────────────────────────────────────")
 	if lost != 0 {
@@ -193,7 +196,7 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 
 type change struct {
 	at     time.Time
-	signal string
+	group  string // the group logs a member's change once for all its signals
 	member string
 	what   string
 }
@@ -223,6 +226,10 @@ func stateChanges(logPath string) []change {
 		str := func(k string) string { s, _ := fields[k].(string); return s }
 		what := parts[3]
 		switch {
+		case strings.Contains(what, "answered a probe"):
+			what = "probe succeeded: the next batch goes to it"
+		case strings.Contains(what, "failed its probe"):
+			what = "probe failed"
 		case strings.Contains(what, "breaker opened"):
 			what = "breaker open: skipped, data to the next member"
 		case strings.Contains(what, "half-open"):
@@ -236,43 +243,50 @@ func stateChanges(logPath string) []change {
 		default:
 			continue
 		}
-		out = append(out, change{at: at, signal: str("otelcol.signal"), member: str("member"), what: what})
+		out = append(out, change{at: at, group: str("otelcol.component.id"), member: str("member"), what: what})
 	}
 	return out
 }
 
-// summarize folds the per-signal lines of one event (the group runs once per
-// signal) into one line, and a probe that failed at once into "probe failed".
+// summarize folds a half-open that a batch closed or reopened within two
+// seconds into one line.
 func summarize(changes []change) []change {
-	var out []change
-	for _, c := range changes {
-		merged := false
-		for i := len(out) - 1; i >= 0 && c.at.Sub(out[i].at) < 2*time.Second; i-- {
-			if out[i].member == c.member && out[i].what == c.what && !strings.Contains(out[i].signal, c.signal) {
-				out[i].signal += "," + c.signal
-				merged = true
-				break
-			}
-		}
-		if !merged {
-			out = append(out, c)
-		}
-	}
 	var folded []change
-	for i := 0; i < len(out); i++ {
-		c := out[i]
-		if strings.HasPrefix(c.what, "breaker half-open") && i+1 < len(out) && out[i+1].member == c.member &&
-			strings.HasPrefix(out[i+1].what, "breaker open") && out[i+1].at.Sub(c.at) < 2*time.Second {
-			c.what = "probe failed: open again, for longer"
+	for i := 0; i < len(changes); i++ {
+		c := changes[i]
+		next := func(prefix string) bool {
+			return i+1 < len(changes) && changes[i+1].member == c.member && changes[i+1].group == c.group &&
+				strings.HasPrefix(changes[i+1].what, prefix) && changes[i+1].at.Sub(c.at) < 2*time.Second
+		}
+		switch {
+		case strings.HasPrefix(c.what, "breaker half-open") && next("breaker open"):
+			c.what = "trial batch failed: open again, for longer"
 			i++
-		} else if strings.HasPrefix(c.what, "breaker half-open") && i+1 < len(out) && out[i+1].member == c.member &&
-			strings.HasPrefix(out[i+1].what, "breaker closed") && out[i+1].at.Sub(c.at) < 2*time.Second {
-			c.what = "probe succeeded: breaker closed, takes data again"
+		case strings.HasPrefix(c.what, "breaker half-open") && next("breaker closed"):
+			c.what = "trial batch succeeded: breaker closed, takes data again"
 			i++
 		}
 		folded = append(folded, c)
 	}
 	return folded
+}
+
+// failback measures, in the background, how long after ClickHouse answered
+// (`since`) the group's member took data again: the first rise of its
+// delivered-items metric, polled every 20 ms.
+func failback(ctx context.Context, col *stack.Collector, since time.Time, group, member string) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		at, err := col.WaitIncrease(waitCtx, 20*time.Millisecond, "otelcol_failover_group_delivered_items", "group="+group, "member="+member)
+		if err != nil {
+			out <- "(not seen: " + err.Error() + ")"
+			return
+		}
+		out <- at.Sub(since).Round(10 * time.Millisecond).String()
+	}()
+	return out
 }
 
 func say(format string, args ...any) {

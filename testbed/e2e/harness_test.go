@@ -43,6 +43,9 @@ type envOptions struct {
 	collectorEnv []string
 	// collectorArgs are added to the collector's command line (--set=...).
 	collectorArgs []string
+	// kafkaWithout are topics devkafka does not create at start, and with
+	// auto-creation off (a common production setting) nobody creates.
+	kafkaWithout []string
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -70,6 +73,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	}
 	if e.kafka, err = stack.NewKafka(root, e.dir, 4); err != nil {
 		t.Fatal(err)
+	}
+	if len(opts.kafkaWithout) > 0 {
+		e.kafka.Without(opts.kafkaWithout...)
 	}
 	e.startKafka()
 	if e.col, err = stack.NewCollector(root, e.dir, filepath.Join(root, opts.config), e.ch, e.kafka, opts.collectorEnv...); err != nil {

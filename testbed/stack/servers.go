@@ -127,6 +127,18 @@ func NewKafka(root, dir string, partitions int) (*Kafka, error) {
 	}, nil
 }
 
+// Without leaves topics out of those created at start and turns
+// auto-creation off, so that they do not exist until created (CreateTopics).
+func (k *Kafka) Without(topics ...string) {
+	for i := 0; i+1 < len(k.Args); i++ {
+		if k.Args[i] == "--topics" {
+			keep := slices.DeleteFunc(strings.Split(k.Args[i+1], ","), func(t string) bool { return slices.Contains(topics, t) })
+			k.Args[i+1] = strings.Join(keep, ",")
+		}
+	}
+	k.Args = append(k.Args, "--auto-create-topics=false")
+}
+
 // EndOffsets sums the end offsets of every partition of topic: the number
 // of records ever written to it.
 func (k *Kafka) EndOffsets(ctx context.Context, topic string) (int64, error) {
