@@ -136,7 +136,7 @@ members:
 	assert.True(t, ownsDeadline(&cfg.Members[0], cfg.AttemptTimeout), "clickhouse")
 	assert.True(t, ownsDeadline(&cfg.Members[1], cfg.AttemptTimeout), "otlp_grpc")
 	assert.False(t, ownsDeadline(&cfg.Members[2], cfg.AttemptTimeout), "otlp_http: its timeout is the HTTP client's")
-	assert.True(t, ownsDeadline(&cfg.Members[3], cfg.AttemptTimeout), "kafka")
+	assert.False(t, ownsDeadline(&cfg.Members[3], cfg.AttemptTimeout), "kafka: a produce in flight when its broker goes away outlives its timeout")
 	assert.False(t, ownsDeadline(&cfg.Members[4], cfg.AttemptTimeout), "debug has no timeout")
 	assert.False(t, ownsDeadline(&cfg.Members[5], cfg.AttemptTimeout), "file has no timeout")
 

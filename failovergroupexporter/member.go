@@ -26,6 +26,9 @@ type member[T any] struct {
 	// attempt_timeout itself (see ownsDeadline), so a started member needs
 	// no deadline of the group's.
 	ownDeadline bool
+	// outlivesContext: the member's call may go on past its context
+	// (typesOutlivingTheirContext); the group ends the attempt without it.
+	outlivesContext bool
 	// recordLimit is the most bytes one record of the member can hold
 	// (kafka: producer::max_message_bytes); 0 when there is no such limit.
 	// encodingFactor is how much larger than OTLP protobuf its encoding of
@@ -103,23 +106,24 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index i
 	}
 	memberSet.Logger = logger.WithOptions(demoteExportFailures())
 	m := &member[T]{
-		cfg:            *mc,
-		index:          index,
-		id:             mc.id,
-		name:           mc.id.String(),
-		ownDeadline:    ownsDeadline(mc, g.cfg.AttemptTimeout),
-		recordLimit:    mc.facts.recordLimit,
-		encodingFactor: encodingFactor(mc.facts.encodings[g.sig.name]),
-		tel:            newMemberTelemetry(g.tb, g.attrs, mc.id.String()),
-		logger:         logger,
-		settings:       memberSet,
-		create:         g.sig.create,
-		startCfg:       g.cfg.MemberStart,
-		signal:         g.sig.name,
-		firstWait:      g.cfg.AttemptTimeout,
-		firstStart:     make(chan struct{}),
-		wakeCh:         make(chan struct{}, 1),
-		done:           make(chan struct{}),
+		cfg:             *mc,
+		index:           index,
+		id:              mc.id,
+		name:            mc.id.String(),
+		ownDeadline:     ownsDeadline(mc, g.cfg.AttemptTimeout),
+		outlivesContext: mc.factory != nil && typesOutlivingTheirContext[mc.factory.Type()],
+		recordLimit:     mc.facts.recordLimit,
+		encodingFactor:  encodingFactor(mc.facts.encodings[g.sig.name]),
+		tel:             newMemberTelemetry(g.tb, g.attrs, mc.id.String()),
+		logger:          logger,
+		settings:        memberSet,
+		create:          g.sig.create,
+		startCfg:        g.cfg.MemberStart,
+		signal:          g.sig.name,
+		firstWait:       g.cfg.AttemptTimeout,
+		firstStart:      make(chan struct{}),
+		wakeCh:          make(chan struct{}, 1),
+		done:            make(chan struct{}),
 	}
 	m.onAvailability = func() { g.onAvailabilityChange(m) }
 	m.onStatus = g.reportStatus

@@ -110,10 +110,21 @@ func toInt(v any) int {
 // to exporterhelper.WithTimeout, so that every call is bounded by it.
 // TestOwnDeadlineOfRealMembers pins this for each of them with a real
 // exporter and a destination that never answers.
+// kafka is not one: see typesOutlivingTheirContext.
 var typesWithOwnDeadline = map[component.Type]bool{
 	clickhouseType: true,
-	kafkaType:      true,
 	otlpGRPCType:   true,
+}
+
+// typesOutlivingTheirContext are the exporter types whose call can go on
+// past its context: the kafka exporter's producer is idempotent (it is with
+// required_acks all, the group's default), and franz-go never gives up a
+// record it sent to a broker that then went away, since the broker may have
+// written it; the call waits for the broker to come back, however long.
+// The group bounds their calls itself (untilDone).
+// TestRealKafkaProduceInFlightWhenBrokerDies pins it.
+var typesOutlivingTheirContext = map[component.Type]bool{
+	kafkaType: true,
 }
 
 // ownsDeadline reports whether a member bounds every call itself within

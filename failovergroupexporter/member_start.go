@@ -25,6 +25,9 @@ func (m *member[T]) newExporter(ctx context.Context) (*memberExporter[T], error)
 	if err != nil {
 		return nil, err
 	}
+	if m.outlivesContext {
+		e.consume = untilDone(e.consume)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {

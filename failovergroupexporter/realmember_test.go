@@ -5,13 +5,17 @@ package failovergroupexporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap/zapcore"
@@ -99,7 +103,6 @@ func TestOwnDeadlineOfRealMembers(t *testing.T) {
 		resetWhileStarting bool
 	}{
 		{"clickhouse/live", "endpoint: http://%s\n      create_schema: false", true},
-		{"kafka/dlq", "brokers: [%s]", false},
 		{"otlp_grpc/peer", "endpoint: %s\n      tls: {insecure: true}", false},
 	} {
 		t.Run(tc.member, func(t *testing.T) {
@@ -127,6 +130,49 @@ circuit_breaker: {failure_threshold: 1, open_duration: 1h, max_open_duration: 1h
 			})
 		})
 	}
+}
+
+// A kafka member whose broker goes away while a produce request is in
+// flight: the kafka exporter's idempotent producer never gives the record
+// up (the broker may have written it), past its own timeout and the call's
+// context, until the broker is back. The group ends the attempt at
+// attempt_timeout anyway (untilDone): the caller's deadline (3s) is still
+// far, and the breaker is charged, which a caller giving up never is.
+func TestRealKafkaProduceInFlightWhenBrokerDies(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "otlp_spans"))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	var produces atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		produces.Add(1)
+		// kfake drops the connection: to the client, the broker went
+		// away with the request in flight.
+		return nil, errors.New("broker went away mid-request"), true
+	})
+	h := newHarness(t, allSignals[0], fmt.Sprintf(`
+members:
+  - kafka/dlq: {brokers: [%s]}
+attempt_timeout: 500ms
+circuit_breaker: {failure_threshold: 1, open_duration: 1h, max_open_duration: 1h}
+`, c.ListenAddrs()[0]), withRealKafka(), withoutProbes())
+	h.waitReady()
+	require.False(t, membersOf(h.exp)[0].ownDeadline(), "the group bounds a kafka member's calls")
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.sendCtx(ctx, "x") }()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		// Unbounded, the call waits for the broker (here: forever);
+		// the group's Shutdown at cleanup closes the client.
+		t.Fatal("the call still waits 30s later, past the caller's 3s deadline: the group did not bound the member's call")
+	}
+	require.Error(t, err)
+	assert.Regexp(t, "members\\[0\\] kafka/dlq: transient:timeout$", err.Error())
+	assert.Equal(t, stateOpen, h.breaker(0).state(), "the attempt ended at attempt_timeout, before the caller gave up")
+	assert.NotZero(t, produces.Load(), "the produce request reached the broker")
 }
 
 // A clickhouse member whose Start fails (create_schema against a closed
