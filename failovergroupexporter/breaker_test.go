@@ -308,12 +308,23 @@ func TestBreakerConcurrentUse(t *testing.T) {
 	// than it was entered (closed once more: it is the initial state).
 	changes := bt.changeList()
 	require.NotEmpty(t, changes)
+	moves := make([][2]breakerState, len(changes))
+	for i, c := range changes {
+		moves[i] = [2]breakerState{c.from, c.to}
+	}
+	assertBalanced(t, moves)
+}
+
+// assertBalanced: every state change is a change, and every state is left
+// no more often than it was entered (closed once more: the initial state).
+func assertBalanced(t *testing.T, moves [][2]breakerState) {
+	t.Helper()
 	entered := map[breakerState]int{stateClosed: 1}
 	left := map[breakerState]int{}
-	for _, c := range changes {
-		require.NotEqual(t, c.from, c.to)
-		entered[c.to]++
-		left[c.from]++
+	for _, m := range moves {
+		require.NotEqual(t, m[0], m[1])
+		entered[m[1]]++
+		left[m[0]]++
 	}
 	for s, n := range left {
 		assert.LessOrEqual(t, n, entered[s], "state %s", s)

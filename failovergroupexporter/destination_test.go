@@ -255,13 +255,11 @@ func newSharedGroup(t *testing.T, doc string) *sharedGroup {
 	cfg.probes = s.probes.pick
 	s.cfg = cfg
 
-	s.tel = componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, s.tel.Shutdown(context.Background())) })
-	core, logs := observer.New(zapcore.DebugLevel)
-	s.logs = logs
+	var logger *zap.Logger
+	s.tel, s.logs, logger = observedTelemetry(t)
 	set := metadatatest.NewSettings(s.tel)
 	set.ID = groupID
-	set.Logger = zap.New(core)
+	set.Logger = logger
 
 	// Both created before either starts, as the collector does.
 	for _, sig := range []signalCase{allSignals[0], allSignals[2]} {

@@ -207,19 +207,32 @@ func newHarnessNoStart(t *testing.T, sig signalCase, doc string, opts ...harness
 	cfg.probes = h.probes
 	h.cfg = cfg
 
-	h.tel = componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, h.tel.Shutdown(context.Background())) })
-	core, logs := observer.New(zapcore.DebugLevel)
-	h.logs = logs
-	set := metadatatest.NewSettings(h.tel)
-	set.ID = groupID
-	set.Logger = zap.New(core)
+	set := h.observedSettings()
 
 	exp, err := sig.create(t.Context(), h.factory, set, cfg)
 	require.NoError(t, err)
 	h.exp = exp
 	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
 	return h
+}
+
+// observedSettings are the group's settings with telemetry and logs the
+// test reads (h.tel, h.logs).
+func (h *harness) observedSettings() exporter.Settings {
+	var logger *zap.Logger
+	h.tel, h.logs, logger = observedTelemetry(h.t)
+	set := metadatatest.NewSettings(h.tel)
+	set.ID = groupID
+	set.Logger = logger
+	return set
+}
+
+// observedTelemetry is telemetry and a logger whose output a test reads.
+func observedTelemetry(t *testing.T) (*componenttest.Telemetry, *observer.ObservedLogs, *zap.Logger) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	core, logs := observer.New(zapcore.DebugLevel)
+	return tel, logs, zap.New(core)
 }
 
 func (h *harness) start() {
