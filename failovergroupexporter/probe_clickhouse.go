@@ -41,7 +41,8 @@ func newClickHouseProbe(cfg *clickhouseexporter.Config) (destinationProbe, error
 func clickHouseProbeOptions(cfg *clickhouseexporter.Config) (*clickhouse.Options, error) {
 	u, err := url.Parse(cfg.Endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse probe: endpoint is not a URL: %w", err)
+		// url.Parse's error quotes the endpoint, credentials included.
+		return nil, errors.New("clickhouse probe: endpoint is not a URL")
 	}
 	q := u.Query()
 	for k, v := range cfg.ConnectionParams {
