@@ -139,10 +139,16 @@ func (b *bench) outage() (*section, error) {
 	if _, err := s.ch.Start(60 * time.Second); err != nil {
 		return nil, err
 	}
+	tReady := time.Now()
+	// The load ends with the outage: the replay group's first insert is
+	// the failback to measure (from ClickHouse answering).
+	replayBack := firstDelivery(b.ctx, sides[0].col, "failover_group/replay", "clickhouse/replay")
 	logf("outage: ClickHouse started again after %v", tStart.Sub(tStop).Round(time.Second))
 	for _, sd := range sides {
 		sd.res = <-sd.load
 	}
+	tReplayBack := <-replayBack
+	logf("outage: first replayed insert %s after ClickHouse answered", since(tReplayBack, tReady))
 	outageLen := tStart.Sub(tStop)
 	// Settle: until every accepted id is in ClickHouse, or nothing new
 	// arrived for 90 s (a queue drained; what it dropped does not come).
@@ -248,6 +254,12 @@ func (b *bench) outage() (*section, error) {
 		}
 		return f0(sd.enqueueFailed)
 	})
+	row("ClickHouse ready → first replayed insert (failback)", func(sd *outageSide) string {
+		if !sd.isGroup {
+			return "–"
+		}
+		return since(tReplayBack, tReady)
+	})
 	row("ClickHouse started → last recovered row", func(sd *outageSide) string {
 		if !sd.allIn {
 			return secs(sd.settled) + " (then nothing more)"
@@ -263,15 +275,17 @@ func (b *bench) outage() (*section, error) {
 	fmt.Fprintf(&w, `
 Interpretation:
 
-- `+"`group`"+` holds nothing in memory: every batch goes to Kafka, so its RSS stays flat whatever the outage's length, and the replay brings the DLQ back into ClickHouse afterwards: %s spans lost, %s refused. Its last recovered row came %s after ClickHouse returned: the replay starts at the next probe of `+"`clickhouse/replay`"+`'s breaker, whose open period grows during the outage up to its cap (%s), and after the DLQ consumer's backoff (`+"`error_backoff`"+`); then the DLQ drains one Kafka record per insert (%s records for %s spans: with no batch processor a DLQ record is one client request) at devclickhouse's insert rate. A shorter `+"`circuit_breaker.max_open_duration`"+` on the replay group returns sooner; larger DLQ records drain faster.
+- `+"`group`"+` holds nothing in memory: every batch goes to Kafka, so its RSS stays flat whatever the outage's length, and the replay brings the DLQ back into ClickHouse afterwards: %s spans lost, %s refused. Its replay began %s after ClickHouse answered, however long the outage: `+"`clickhouse/replay`"+`'s background probe pings ClickHouse every `+"`probe::interval`"+` (the breaker's open period, up to %s, no longer decides), and the DLQ consumer retries every ~0.5 s (`+"`error_backoff`"+`). Its last recovered row came %s after ClickHouse returned: the DLQ drains one Kafka record per insert (%s records for %s spans: with no batch processor a DLQ record is one client request) at devclickhouse's insert rate. Larger DLQ records drain faster.
 - `+"`plain-batch`"+` (what the brief measured) keeps accepting during the outage and holds the data in its in-memory queue (%s MiB at the end of the outage against %s MiB for the group), retrying each batch until its 300 s budget runs out, then drops it: %s spans lost after being accepted (the brief: 998 of 84,000 at 200 spans/s). What is still queued when ClickHouse returns is delivered; all of it would be lost by a collector restart during the outage.
 - `+"`plain`"+` has the same pipeline as the group, so its queue holds requests as the client sent them (%d spans): its 1000 requests fill in %s of outage, then it refuses data: the client's connections get stuck retrying refused requests, %s spans could not even be sent, %s were refused for good after 2 min of retries, %s lost after being accepted. Whatever the client does with what it cannot send (an SDK drops it when its own buffer is full), none of it reaches ClickHouse.
-`, thousands(g.lost()), thousands(g.refused()), secs(g.settled), breakerMax, thousands(g.dlqRecordsAtEnd), thousands(g.dlqSpansAtEnd),
+`, thousands(g.lost()), thousands(g.refused()), since(tReplayBack, tReady), breakerMax, secs(g.settled), thousands(g.dlqRecordsAtEnd), thousands(g.dlqSpansAtEnd),
 		f0(pb.rssAtEnd), f0(g.rssAtEnd), thousands(pb.lost()),
 		steadyBatch, time.Duration(float64(time.Second)*1000*steadyBatch/o.outageRate).Round(time.Second), thousands(max(0, offered-p.sent())), thousands(p.refused()), thousands(p.lost()))
 	rowsOut := []string{fmt.Sprintf("| outage | %v outage at %s spans/s: group vs plain exporter (with and without batch processor) | group loses 0 | lost after acceptance: group %s, plain %s (+%s refused or never sent), plain-batch %s; RSS at the end %s / %s / %s MiB | %s |",
 		o.outage, f0(o.outageRate), thousands(g.lost()), thousands(p.lost()), thousands(p.refused()+max(0, offered-p.sent())), thousands(pb.lost()),
-		f0(g.rssAtEnd), f0(p.rssAtEnd), f0(pb.rssAtEnd), verdict(g.lost() == 0 && g.refused() == 0))}
+		f0(g.rssAtEnd), f0(p.rssAtEnd), f0(pb.rssAtEnd), verdict(g.lost() == 0 && g.refused() == 0)),
+		fmt.Sprintf("| outage | failback after the %v outage: ClickHouse ready → first replayed insert | failback ≤ 2 s | %s | %s |",
+			o.outage, since(tReplayBack, tReady), verdict(within(tReplayBack, tReady, 2*time.Second)))}
 	return &section{name: "outage", body: w.String(), rows: rowsOut}, nil
 }
 
