@@ -36,7 +36,7 @@ func (p *dialProbe) check(ctx context.Context) error {
 func (*dialProbe) close() {}
 
 // dialAddress turns an endpoint as exporters write it (`host:port`,
-// `scheme://host[:port]/path`) into host:port.
+// `scheme://host[:port]/path`, gRPC's `dns:///host:port`) into host:port.
 func dialAddress(endpoint string) (string, bool) {
 	if endpoint == "" {
 		return "", false
@@ -48,7 +48,19 @@ func dialAddress(endpoint string) (string, bool) {
 		return "", false
 	}
 	u, err := url.Parse(endpoint)
-	if err != nil || u.Hostname() == "" {
+	if err != nil {
+		return "", false
+	}
+	if u.Scheme == "dns" || u.Scheme == "passthrough" {
+		// gRPC target syntax (dns:///host:port): the target is the path;
+		// the authority, if any, names a DNS server.
+		target := strings.TrimPrefix(u.Path, "/")
+		if _, _, err := net.SplitHostPort(target); err == nil {
+			return target, true
+		}
+		return "", false
+	}
+	if u.Hostname() == "" {
 		return "", false
 	}
 	port := u.Port()

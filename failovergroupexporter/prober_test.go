@@ -1011,9 +1011,11 @@ func TestDialAddress(t *testing.T) {
 		{"https://[2001:db8::1]/v1", "[2001:db8::1]:443"},
 		{"tcp://clickhouse:9000", "clickhouse:9000"},
 		{"clickhouse://clickhouse", ""}, // no known default port
-		// gRPC resolver syntax has no host in the URL's authority: not
-		// understood, the member gets no probe (its open period decides).
-		{"dns:///otlp.example.com:4317", ""},
+		// gRPC resolver syntax: the target is the path.
+		{"dns:///otlp.example.com:4317", "otlp.example.com:4317"},
+		{"dns://8.8.8.8/otlp.example.com:4317", "otlp.example.com:4317"},
+		{"passthrough:///10.0.0.1:4317", "10.0.0.1:4317"},
+		{"dns:///otlp.example.com", ""}, // no port
 		{"", ""},
 		{"clickhouse", ""},
 		{"http://", ""},
