@@ -281,11 +281,13 @@ Interpretation:
 `, thousands(g.lost()), thousands(g.refused()), since(tReplayBack, tReady), breakerMax, secs(g.settled), thousands(g.dlqRecordsAtEnd), thousands(g.dlqSpansAtEnd),
 		f0(pb.rssAtEnd), f0(g.rssAtEnd), thousands(pb.lost()),
 		steadyBatch, time.Duration(float64(time.Second)*1000*steadyBatch/o.outageRate).Round(time.Second), thousands(max(0, offered-p.sent())), thousands(p.refused()), thousands(p.lost()))
-	rowsOut := []string{fmt.Sprintf("| outage | %v outage at %s spans/s: group vs plain exporter (with and without batch processor) | group loses 0 | lost after acceptance: group %s, plain %s (+%s refused or never sent), plain-batch %s; RSS at the end %s / %s / %s MiB | %s |",
-		o.outage, f0(o.outageRate), thousands(g.lost()), thousands(p.lost()), thousands(p.refused()+max(0, offered-p.sent())), thousands(pb.lost()),
-		f0(g.rssAtEnd), f0(p.rssAtEnd), f0(pb.rssAtEnd), verdict(g.lost() == 0 && g.refused() == 0)),
+	rowsOut := []string{
+		fmt.Sprintf("| outage | %v outage at %s spans/s: group vs plain exporter (with and without batch processor) | group loses 0 | lost after acceptance: group %s, plain %s (+%s refused or never sent), plain-batch %s; RSS at the end %s / %s / %s MiB | %s |",
+			o.outage, f0(o.outageRate), thousands(g.lost()), thousands(p.lost()), thousands(p.refused()+max(0, offered-p.sent())), thousands(pb.lost()),
+			f0(g.rssAtEnd), f0(p.rssAtEnd), f0(pb.rssAtEnd), verdict(g.lost() == 0 && g.refused() == 0)),
 		fmt.Sprintf("| outage | failback after the %v outage: ClickHouse ready → first replayed insert | failback ≤ 2 s | %s | %s |",
-			o.outage, since(tReplayBack, tReady), verdict(within(tReplayBack, tReady, 2*time.Second)))}
+			o.outage, since(tReplayBack, tReady), verdict(within(tReplayBack, tReady, 2*time.Second))),
+	}
 	return &section{name: "outage", body: w.String(), rows: rowsOut}, nil
 }
 
