@@ -52,14 +52,19 @@ func (t ticket) state() breakerState { return breakerState(t & 0xff) }
 //	closed ──failure_threshold consecutive failures──► open
 //	        (failed batches, or failed probes while the member takes no data)
 //	open ──a probe succeeds──► half-open, at once
-//	open ──open period elapsed──► half-open (a member no probe watches)
+//	open ──open period elapsed──► half-open (a member no probe watches;
+//	        one a probe watches: max_open_duration elapsed)
 //	half-open ──success_threshold successes──► closed
 //	        (successful batches; successful probes while no batch is tried)
 //	half-open ──a failed batch or probe──► open, for backoff_multiplier × the last period (capped)
 //
-// A member a prober watches leaves the open state only on a probe's
-// success, so no batch waits on a dead member: a dead member costs a probe
-// per probe::interval, never a batch. A half-open member then takes the
+// A member a prober watches leaves the open state on a probe's success, so
+// no batch waits on a dead member: a dead member costs a probe per
+// probe::interval, and a batch only once per max_open_duration. That batch
+// is there because a probe can be wrong (a proxy in the way, a topic the
+// member writes but the probe does not know): batches outrank probes. A
+// member that takes a batch while its probe fails is not opened again by
+// failed probes until a probe succeeds. A half-open member then takes the
 // next batch, and that real attempt decides. If it fails (the member
 // answers probes but cannot take data), or batches fail right after probes
 // closed the breaker of a member that had no batch to try, probes have
@@ -79,6 +84,9 @@ type breaker struct {
 
 	current   atomic.Uint64 // a ticket: the state and its generation
 	openUntil atomic.Int64  // UnixNano; written before the open state is published
+	// escapeAt (UnixNano): a probed open breaker admits a batch from then
+	// on, whatever its probes say (max_open_duration after it opened).
+	escapeAt atomic.Int64
 	// probed: a prober watches the member (set when it starts).
 	probed atomic.Bool
 
@@ -93,6 +101,8 @@ type breaker struct {
 	viaProbe       bool          // this half-open period began with a probe's success
 	closedByProbes bool          // probes closed the breaker; no batch was taken since
 	probesMisled   bool          // batches failed after probes said the member was back
+	lastProbeFail  bool          // the latest probe failed
+	probesWrong    bool          // a batch was taken while probes failed
 	lastOpenPeriod time.Duration // 0 after the breaker closed
 }
 
@@ -116,11 +126,20 @@ func (b *breaker) allow() (ticket, bool) {
 	case stateClosed:
 		return t, true
 	case stateOpen:
-		if b.probed.Load() || b.now().UnixNano() < b.openUntil.Load() {
+		if b.now().UnixNano() < b.openEnd() {
 			return 0, false
 		}
 	}
 	return b.allowSlow()
+}
+
+// openEnd is when time alone ends the open state (UnixNano): the open
+// period, or for a member a prober watches, max_open_duration.
+func (b *breaker) openEnd() int64 {
+	if b.probed.Load() {
+		return b.escapeAt.Load()
+	}
+	return b.openUntil.Load()
 }
 
 // allowSlow moves an open breaker whose period has passed to half-open and
@@ -134,7 +153,7 @@ func (b *breaker) allowSlow() (ticket, bool) {
 		b.mu.Unlock()
 		return t, true
 	case stateOpen:
-		if b.probed.Load() || b.now().UnixNano() < b.openUntil.Load() {
+		if b.now().UnixNano() < b.openEnd() {
 			b.mu.Unlock()
 			return 0, false
 		}
@@ -154,8 +173,12 @@ func (b *breaker) allowSlow() (ticket, bool) {
 // success: the member took the data.
 func (b *breaker) success(t ticket) {
 	b.settle(t, func() (breakerState, bool) {
-		// A batch taken: whatever probes said before is confirmed.
+		// A batch taken: whatever probes said before is confirmed, and
+		// a probe that fails meanwhile is wrong.
 		b.closedByProbes, b.probesMisled = false, false
+		if b.lastProbeFail {
+			b.probesWrong = true
+		}
 		switch t.state() {
 		case stateClosed:
 			b.failures, b.probeFailures = 0, 0
@@ -219,6 +242,7 @@ func (b *breaker) settle(t ticket, apply func() (to breakerState, change bool)) 
 // a member that accepts connections but fails every write must still open.
 func (b *breaker) probeSucceeded() {
 	b.onProbe(func(s breakerState) (breakerState, bool) {
+		b.lastProbeFail, b.probesWrong = false, false
 		switch s {
 		case stateClosed:
 			b.probeFailures = 0
@@ -246,8 +270,12 @@ func (b *breaker) probeSucceeded() {
 // It reports whether this probe opened the breaker.
 func (b *breaker) probeFailed() (opened bool) {
 	return b.onProbe(func(s breakerState) (breakerState, bool) {
+		b.lastProbeFail = true
 		switch s {
 		case stateClosed:
+			if b.probesWrong {
+				return 0, false // it took batches while its probe failed
+			}
 			b.probeFailures++
 			return stateOpen, b.failures+b.probeFailures >= b.cfg.FailureThreshold
 		case stateHalfOpen:
@@ -285,7 +313,9 @@ func (b *breaker) setStateLocked(to breakerState) ticket {
 		}
 		period = min(period, b.cfg.MaxOpenDuration)
 		b.lastOpenPeriod = period
-		b.openUntil.Store(b.now().Add(period).UnixNano())
+		now := b.now()
+		b.openUntil.Store(now.Add(period).UnixNano())
+		b.escapeAt.Store(now.Add(b.cfg.MaxOpenDuration).UnixNano())
 	case stateClosed:
 		b.lastOpenPeriod = 0
 	}

@@ -32,8 +32,10 @@ type destination struct {
 	// probe::interval needs no probe.
 	lastTaken  atomic.Int64
 	takenEvery int64
-	// probeFailing: the last probe failed (owned by the prober goroutine).
-	probeFailing bool
+	// Owned by the prober goroutine. probeFailing: a streak of failed
+	// probes was announced; probeFailed: a probe failed since the last
+	// success.
+	probeFailing, probeFailed bool
 
 	mu       sync.Mutex
 	refs     int

@@ -44,6 +44,7 @@ type group[T any] struct {
 
 	statusMu   sync.Mutex
 	host       component.Host
+	stopping   bool // Shutdown began: the collector reports from here on
 	reported   bool
 	lastStatus string
 }
@@ -138,6 +139,11 @@ func (h memberHost) Report(ev *componentstatus.Event) {
 
 // Shutdown stops every member, each created instance exactly once.
 func (g *group[T]) Shutdown(ctx context.Context) error {
+	// The shared breaker may still change (other signal instances, the
+	// prober): this instance's status is the collector's to report now.
+	g.statusMu.Lock()
+	g.stopping = true
+	g.statusMu.Unlock()
 	var errs []error
 	for _, m := range g.members {
 		errs = append(errs, m.shutdown(ctx))
@@ -173,7 +179,7 @@ func (g *group[T]) onAvailabilityChange(m *member[T]) {
 func (g *group[T]) reportStatus() {
 	g.statusMu.Lock()
 	defer g.statusMu.Unlock()
-	if g.host == nil || len(g.members) == 0 {
+	if g.host == nil || g.stopping || len(g.members) == 0 {
 		return
 	}
 	var down []string

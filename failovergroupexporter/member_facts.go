@@ -121,7 +121,10 @@ var typesWithOwnDeadline = map[component.Type]bool{
 // required_acks all, the group's default), and franz-go never gives up a
 // record it sent to a broker that then went away, since the broker may have
 // written it; the call waits for the broker to come back, however long.
-// The group bounds their calls itself (untilDone).
+// The group bounds their calls itself (untilDone), which is safe only
+// because such a call reads the batch before it blocks (the kafka exporter
+// marshals it into records first): the group, or the caller, may use the
+// batch again once the attempt ended.
 // TestRealKafkaProduceInFlightWhenBrokerDies pins it.
 var typesOutlivingTheirContext = map[component.Type]bool{
 	kafkaType: true,

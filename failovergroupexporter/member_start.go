@@ -86,6 +86,10 @@ func (m *member[T]) supervise(ctx context.Context, host component.Host, exp *mem
 		m.logger.Warn("Member could not start; it is unavailable and its data goes to the next member. Retrying in the background.",
 			zap.Int("start_attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
 		m.onAvailability()
+		select { // a wake from before this attempt is stale
+		case <-m.wakeCh:
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return

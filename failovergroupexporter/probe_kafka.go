@@ -37,6 +37,9 @@ var errKafkaProbeClosed = errors.New("kafka probe closed")
 type kafkaProbe struct {
 	brokers []string
 	topics  []string
+	// autoCreate: the member asks for missing topics to be created
+	// (producer::allow_auto_topic_creation); so does its probe.
+	autoCreate bool
 	// loadTLS is the member's TLS settings' loader, nil without TLS.
 	loadTLS func(context.Context) (*tls.Config, error)
 	// saslName is the SASL mechanism's name, "" without SASL.
@@ -60,6 +63,8 @@ func newKafkaProbe(cfg *kafkaexporter.Config, topics []string) (destinationProbe
 		// Sorted so that, of several bad topics, the same one is reported.
 		topics: slices.Compact(slices.Sorted(slices.Values(topics))),
 		opts:   kafkaProbeOpts(cfg),
+
+		autoCreate: cfg.Producer.AllowAutoTopicCreation,
 	}
 	if mechanism != nil {
 		p.saslName = mechanism.Name()
@@ -145,9 +150,12 @@ func (p *kafkaProbe) check(ctx context.Context) error {
 		return err
 	}
 	req := kmsg.NewPtrMetadataRequest()
-	// A broker with auto.create.topics.enable would otherwise create a
-	// missing topic: the probe must never create anything.
-	req.AllowAutoTopicCreation = false
+	// As the member's own produce would ask (the kafka exporter's default
+	// is to ask): a missing topic the broker creates on request is no
+	// reason to call the member down, and is created now, before data
+	// needs it, as the member's first write would. A member that does not
+	// ask needs the topic to exist.
+	req.AllowAutoTopicCreation = p.autoCreate
 	// Non-nil even without topics: nil asks for every topic.
 	req.Topics = make([]kmsg.MetadataRequestTopic, 0, len(p.topics))
 	for _, topic := range p.topics {

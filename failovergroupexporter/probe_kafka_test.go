@@ -84,7 +84,9 @@ func TestKafkaProbeMissingTopicIsNotCreated(t *testing.T) {
 	// The cluster would create the topic if the request allowed it.
 	c := newTestKafkaCluster(t, kfake.AllowAutoTopicCreation())
 	brokers := c.ListenAddrs()
-	p := newTestKafkaProbe(t, kafkaMemberConfig(brokers...), "t1", "otlp_spans_dlq")
+	cfg := kafkaMemberConfig(brokers...)
+	cfg.Producer.AllowAutoTopicCreation = false // the member does not ask
+	p := newTestKafkaProbe(t, cfg, "t1", "otlp_spans_dlq")
 
 	err := checkKafka(t, p)
 	require.Error(t, err)
@@ -99,6 +101,18 @@ func TestKafkaProbeMissingTopicIsNotCreated(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, topics.Has("t1"))
 	assert.False(t, topics.Has("otlp_spans_dlq"), "the probe created the topic")
+}
+
+// A member that asks for missing topics to be created (the kafka
+// exporter's default) is probed the same way: the broker creates the topic,
+// as the member's first write would, and the member is healthy.
+func TestKafkaProbeCreatesATopicAsTheMemberWould(t *testing.T) {
+	c := newTestKafkaCluster(t, kfake.AllowAutoTopicCreation())
+	brokers := c.ListenAddrs()
+	cfg := kafkaMemberConfig(brokers...)
+	require.True(t, cfg.Producer.AllowAutoTopicCreation, "the kafka exporter's default")
+	p := newTestKafkaProbe(t, cfg, "otlp_spans_dlq")
+	require.NoError(t, checkKafka(t, p))
 }
 
 func TestKafkaProbePartitionWithoutLeader(t *testing.T) {

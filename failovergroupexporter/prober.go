@@ -94,7 +94,7 @@ func (p *prober) once(ctx context.Context) {
 		derr := errorOf(err, d.key.part)
 		if derr == nil {
 			p.succeeded(d, took)
-		} else if d.probeFailed() {
+		} else if d.noteProbeFailure() {
 			warn = append(warn, derr)
 		}
 	}
@@ -113,20 +113,27 @@ func (p *prober) succeeded(d *destination, took time.Duration) {
 		p.logger.Info("Member answers its probe again", append(partField(d), zap.Duration("probe_duration", took))...)
 	}
 	d.breaker.probeSucceeded()
-	for _, w := range d.watching() {
-		if !w.started() {
-			w.wake()
+	// A destination that answers again: a start that failed against it
+	// is retried now. Only then: a start that fails while the destination
+	// answers (a table's DDL refused) keeps its backoff.
+	if d.probeFailed {
+		d.probeFailed = false
+		for _, w := range d.watching() {
+			if !w.started() {
+				w.wake()
+			}
 		}
 	}
 }
 
-// probeFailed hands a failed probe to the breaker and says whether to warn: once
+// noteProbeFailure hands a failed probe to the breaker and says whether to warn: once
 // per streak of failed probes, when the probe is the first to see the
 // problem (the member is started and its breaker closed, or the probes
 // themselves opened it, which is logged at INFO). A breaker opened by
 // failed batches was announced already, and a member whose start fails
 // logs that itself.
-func (d *destination) probeFailed() (warn bool) {
+func (d *destination) noteProbeFailure() (warn bool) {
+	d.probeFailed = true
 	opened := d.breaker.probeFailed()
 	if d.probeFailing {
 		return false

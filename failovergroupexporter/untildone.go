@@ -37,7 +37,7 @@ func untilDone[T any](consume func(context.Context, T) error) func(context.Conte
 		case err := <-done:
 			return err
 		case <-grace.C:
-			return fmt.Errorf("the member's call did not end by its deadline (a record sent to a broker that went away waits for the broker; it may still be written): %w", context.Cause(ctx))
+			return fmt.Errorf("the member's call did not end by its deadline (a record sent to a broker that went away waits for the broker; it may still be written): %w", ctx.Err())
 		}
 	}
 }
