@@ -744,8 +744,15 @@ func TestProberFailback(t *testing.T) {
 		primary, dlq := h.member("primary"), h.member("dlq")
 		probe := probes.get("primary")
 
+		failures := func() int64 {
+			return h.sum("failover_group_probes", memberAttr("testmember/primary"), outcomeAttr("failure"))
+		}
 		primary.always(fail(errRefused))
 		probe.fail(errRefused)
+		// A check that began before probe.fail may still succeed: wait
+		// for a failed one, after which no success is in flight.
+		f := failures()
+		require.Eventually(t, func() bool { return failures() > f }, waitFor, time.Millisecond)
 		for i := range 3 {
 			require.NoError(t, h.send(fmt.Sprintf("down%d", i)))
 		}
@@ -755,10 +762,7 @@ func TestProberFailback(t *testing.T) {
 
 		// Past the open period (short of max_open_duration, when a
 		// batch would try it anyway): the breaker waits for a probe.
-		failures := func() int64 {
-			return h.sum("failover_group_probes", memberAttr("testmember/primary"), outcomeAttr("failure"))
-		}
-		f := failures()
+		f = failures()
 		require.Eventually(t, func() bool { return failures() >= f+3 }, waitFor, time.Millisecond)
 		h.clock.Advance(30 * time.Second)
 		for i := range 5 {
