@@ -58,15 +58,15 @@ func (t ticket) state() breakerState { return breakerState(t & 0xff) }
 //	        (successful batches; successful probes while no batch is tried)
 //	half-open ──a failed batch or probe──► open, for backoff_multiplier × the last period (capped)
 //
-// A member a prober watches leaves the open state on a probe's success, so
-// no batch waits on a dead member: a dead member costs a probe per
-// probe::interval, and a batch only once per max_open_duration. That batch
-// is there because a probe can be wrong (a proxy in the way, a topic the
-// member writes but the probe does not know): batches outrank probes. A
-// member that takes a batch while its probe fails is not opened again by
-// failed probes until a probe succeeds. A half-open member then takes the
-// next batch, and that real attempt decides. If it fails (the member
-// answers probes but cannot take data), or batches fail right after probes
+// A member a prober watches leaves the open state on a probe's success,
+// and the next batch, a real attempt, decides. No batch waits on a dead
+// member: a dead member costs a probe per probe::interval, and a batch only
+// once per max_open_duration. That batch is there because a probe can be
+// wrong (a proxy in the way, a topic the member writes but the probe does
+// not know): batches outrank probes. A member that takes a batch while its
+// probe fails is not opened again by failed probes until a probe succeeds.
+// If the batch after a probe's success fails (the member answers probes but
+// cannot take data), or batches fail right after probes
 // closed the breaker of a member that had no batch to try, probes have
 // misled: until a batch is taken again, a probe ends an open period only
 // once the period has elapsed and no longer closes a half-open breaker, so
