@@ -38,8 +38,7 @@ type destination struct {
 	probeFailing, probeFailed bool
 
 	mu       sync.Mutex
-	refs     int
-	watchers []destinationWatcher
+	watchers []destinationWatcher // the instances writing here
 	slot     *proberSlot
 }
 
@@ -112,7 +111,6 @@ func joinDestination(cfg *Config, index int, part string, logger *zap.Logger, w 
 	}
 	d.slot.refs++
 	d.mu.Lock()
-	d.refs++
 	d.watchers = append(d.watchers, w)
 	d.mu.Unlock()
 	return d
@@ -122,11 +120,10 @@ func joinDestination(cfg *Config, index int, part string, logger *zap.Logger, w 
 func (d *destination) leave(w destinationWatcher) {
 	registry.Lock()
 	d.mu.Lock()
-	d.refs--
 	if i := slices.Index(d.watchers, w); i >= 0 {
 		d.watchers = slices.Delete(d.watchers, i, i+1)
 	}
-	if d.refs == 0 {
+	if len(d.watchers) == 0 {
 		delete(registry.dests, d.key)
 	}
 	d.mu.Unlock()

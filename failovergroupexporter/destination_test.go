@@ -33,7 +33,6 @@ func newTestDestination(clock *fakeClock, ws ...*fakeWatcher) *destination {
 	d.breaker = newBreaker(handOffCfg, clock.Now, nil)
 	d.slot = &proberSlot{dests: []*destination{d}}
 	for _, w := range ws {
-		d.refs++
 		d.slot.refs++
 		d.watchers = append(d.watchers, w)
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -57,7 +56,7 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 	g := &group[T]{id: set.ID, idStr: set.ID.String(), cfg: cfg, sig: sig, tb: tb, logger: set.Logger}
 	g.attrs = groupAttributes(g.idStr, sig.name)
 	g.groupAdd = []metric.AddOption{withAttrs(g.attrs)}
-	g.exhaustion = newExhaustionLog(set.Logger, g.now())
+	g.exhaustion = newExhaustionLog(set.Logger, cfg.clock())
 	for i := range cfg.Members {
 		mc := &cfg.Members[i]
 		m, err := g.newMember(ctx, set, i, mc)
@@ -73,9 +72,6 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 	}
 	return g, nil
 }
-
-// now is the group's clock.
-func (g *group[T]) now() func() time.Time { return g.cfg.clock() }
 
 // Start starts every member in the background and returns at once: a member
 // whose destination is down, or hangs, must not stop or delay the collector.

@@ -104,31 +104,29 @@ func (mt *memberTelemetry) state(s breakerState) {
 // probeTelemetry records a destination's probes. Probes are per member, not
 // per signal: their attributes name the group and the member only.
 type probeTelemetry struct {
-	tb      *metadata.TelemetryBuilder
-	success []metric.AddOption
-	failure []metric.AddOption
-	recOK   []metric.RecordOption
-	recFail []metric.RecordOption
+	tb *metadata.TelemetryBuilder
+	// Indexed by the probe's success: 0 failure, 1 success.
+	add [2][]metric.AddOption
+	rec [2][]metric.RecordOption
 }
 
 func newProbeTelemetry(tb *metadata.TelemetryBuilder, group, member string) *probeTelemetry {
 	base := []attribute.KeyValue{attribute.String("group", group), attribute.String("member", member)}
-	ok := withAttrs(base, attribute.String("outcome", "success"))
-	fail := withAttrs(base, attribute.String("outcome", "failure"))
-	return &probeTelemetry{
-		tb:      tb,
-		success: []metric.AddOption{ok}, failure: []metric.AddOption{fail},
-		recOK: []metric.RecordOption{ok}, recFail: []metric.RecordOption{fail},
+	pt := &probeTelemetry{tb: tb}
+	for i, outcome := range [2]string{"failure", "success"} {
+		opt := withAttrs(base, attribute.String("outcome", outcome))
+		pt.add[i] = []metric.AddOption{opt}
+		pt.rec[i] = []metric.RecordOption{opt}
 	}
+	return pt
 }
 
 func (pt *probeTelemetry) record(ok bool, took time.Duration) {
-	ctx := context.Background()
+	i := 0
 	if ok {
-		pt.tb.FailoverGroupProbes.Add(ctx, 1, pt.success...)
-		pt.tb.FailoverGroupProbeDuration.Record(ctx, took.Seconds(), pt.recOK...)
-		return
+		i = 1
 	}
-	pt.tb.FailoverGroupProbes.Add(ctx, 1, pt.failure...)
-	pt.tb.FailoverGroupProbeDuration.Record(ctx, took.Seconds(), pt.recFail...)
+	ctx := context.Background()
+	pt.tb.FailoverGroupProbes.Add(ctx, 1, pt.add[i]...)
+	pt.tb.FailoverGroupProbeDuration.Record(ctx, took.Seconds(), pt.rec[i]...)
 }
