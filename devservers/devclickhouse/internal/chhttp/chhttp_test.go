@@ -183,6 +183,9 @@ type fakeEngine struct {
 	queries []string
 	files   []string // contents of files named by file(...) / INFILE
 	answer  func(q, format string) ([]byte, error)
+	// baseline answers the query for the session's changed settings
+	// (JSONCompactEachRow rows).
+	baseline string
 }
 
 var fileRe = regexp.MustCompile(`(?:file\(|INFILE )'([^']+)'`)
@@ -198,6 +201,9 @@ func (f *fakeEngine) Query(q []byte, format string) ([]byte, error) {
 	f.mu.Unlock()
 	if strings.HasPrefix(string(q), "SELECT version()") {
 		return []byte("26.7.2.1\tEtc/UTC\n"), nil
+	}
+	if string(q) == baselineQuery {
+		return []byte(f.baseline), nil
 	}
 	if answer != nil {
 		return answer(string(q), format)

@@ -16,11 +16,13 @@ import (
 // their own code in their text and are passed through unchanged.
 const (
 	codeCannotReadAllData        = 33
+	codeBadArguments             = 36
 	codeChecksumDoesntMatch      = 40
 	codeNotImplemented           = 48
 	codeSyntaxError              = 62
 	codeUnknownFormat            = 73
 	codeUnknownCompressionMethod = 89
+	codeUnknownSetting           = 115
 	codeReadonly                 = 164
 	codeQueryIsTooLarge          = 229
 	codeCannotDecompress         = 271
@@ -54,7 +56,7 @@ func engineException(text string) *Exception {
 	text = strings.TrimSpace(text)
 	if m := codeRe.FindStringSubmatch(text); m != nil {
 		if code, err := strconv.Atoi(m[1]); err == nil {
-			return &Exception{Code: code, Text: tidyNestedException(text, m[0])}
+			return &Exception{Code: code, Text: tidyVersionSuffix(tidyNestedException(text, m[0]))}
 		}
 	}
 	if text == "" {
@@ -69,6 +71,23 @@ func tidyNestedException(text, codePrefix string) string {
 	prefix := codePrefix + " DB::Exception: "
 	for strings.HasPrefix(text, prefix+prefix) {
 		text = text[len(prefix):]
+	}
+	return text
+}
+
+// tidyVersionSuffix removes the error name that some engine paths repeat
+// after the version (an unknown setting in a SETTINGS clause:
+// "... (UNKNOWN_SETTING) (version 26.7.2.1). (UNKNOWN_SETTING)"), so the
+// text ends with the version as a server's does.
+func tidyVersionSuffix(text string) string {
+	open := strings.LastIndex(text, ". (")
+	if open < 0 || !strings.HasSuffix(text, ")") {
+		return text
+	}
+	name := text[open+3 : len(text)-1]
+	body := text[:open]
+	if strings.HasSuffix(body, ")") && strings.Contains(body, "("+name+") (version ") {
+		return body
 	}
 	return text
 }

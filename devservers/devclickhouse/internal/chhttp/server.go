@@ -12,12 +12,14 @@ import (
 	"compress/zlib"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -58,8 +60,14 @@ type Server struct {
 	tz      string
 	name    string
 
+	// baseline holds the settings the engine session started with where
+	// they differ from ClickHouse's defaults: a request's settings are put
+	// back to these values after it.
+	baseline map[string]string
+
 	// mu serialises statements together with the USE that selects their
-	// database: the engine has one session.
+	// database and the SETs that apply their settings: the engine has one
+	// session.
 	mu    sync.Mutex
 	curDB string
 }
@@ -91,7 +99,35 @@ func New(eng Engine, opts Options) (*Server, error) {
 	if f := strings.Split(strings.TrimSpace(string(out)), "\t"); len(f) == 2 {
 		s.version, s.tz = f[0], f[1]
 	}
+	if s.baseline, err = loadBaseline(eng); err != nil {
+		return nil, fmt.Errorf("chhttp: cannot read the engine's settings: %w", err)
+	}
 	return s, nil
+}
+
+// baselineQuery lists the settings the session starts with that differ from
+// ClickHouse's defaults, and their aliases, so that restoring an alias
+// restores the same value.
+const baselineQuery = "SELECT name, value FROM system.settings WHERE changed OR alias_for IN " +
+	"(SELECT name FROM system.settings WHERE changed)"
+
+func loadBaseline(eng Engine) (map[string]string, error) {
+	out, err := eng.Query([]byte(baselineQuery), "JSONCompactEachRow")
+	if err != nil {
+		return nil, err
+	}
+	baseline := make(map[string]string)
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var row [2]string
+		if err := json.Unmarshal(line, &row); err != nil {
+			return nil, fmt.Errorf("row %q: %w", line, err)
+		}
+		baseline[row[0]] = row[1]
+	}
+	return baseline, nil
 }
 
 // Version is the engine's ClickHouse version.
@@ -179,6 +215,12 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, compressOut 
 		return
 	}
 
+	settings, readonly, exc := requestSettings(r, params)
+	if exc != nil {
+		s.writeException(w, compressOut, exc)
+		return
+	}
+
 	db := params.Get("database")
 	if db == "" {
 		db = r.Header.Get("X-ClickHouse-Database")
@@ -195,11 +237,11 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, compressOut 
 	}
 
 	if ins, ok := splitInsert(param, body); ok {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if readonly {
 			s.writeException(w, compressOut, readonlyException())
 			return
 		}
-		if exc := s.runInsert(db, ins); exc != nil {
+		if exc := s.runInsert(db, ins, settings); exc != nil {
 			s.writeException(w, compressOut, exc)
 			return
 		}
@@ -214,7 +256,7 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, compressOut 
 		}
 		stmt += string(body)
 	}
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && modifyingKeywords[firstKeyword(stmt)] {
+	if readonly && modifyingKeywords[firstKeyword(stmt)] {
 		s.writeException(w, compressOut, readonlyException())
 		return
 	}
@@ -222,7 +264,15 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, compressOut 
 	if f := explicitFormat(stmt); f != "" {
 		format = f
 	}
-	out, err := s.run(db, []byte(stmt), defaultFormat)
+	if checked, ok := sessionlessSet(stmt); ok {
+		stmt, format = checked, "TabSeparated"
+	}
+	change, exc := newSessionChange(settings, s.baseline)
+	if exc != nil {
+		s.writeException(w, compressOut, exc)
+		return
+	}
+	out, err := s.run(db, []byte(stmt), defaultFormat, change)
 	if err != nil {
 		s.writeException(w, compressOut, asException(err))
 		return
@@ -241,19 +291,39 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, compressOut 
 	s.writeResult(w, r, compressOut, format, out)
 }
 
+// requestSettings returns the settings among the request's URL parameters
+// and whether the request runs read-only: GET, as in ClickHouse, or the
+// readonly setting.
+func requestSettings(r *http.Request, params url.Values) ([]setting, bool, *Exception) {
+	list, exc := settingsFromParams(params)
+	if exc != nil {
+		return nil, false, exc
+	}
+	list, readonly, exc := takeReadonly(list)
+	if exc != nil {
+		return nil, false, exc
+	}
+	return list, readonly || r.Method == http.MethodGet || r.Method == http.MethodHead, nil
+}
+
 func readonlyException() *Exception {
 	return newException(codeReadonly, "READONLY",
 		"Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries")
 }
 
-// run executes one statement in database db.
-func (s *Server) run(db string, stmt []byte, format string) ([]byte, error) {
+// run executes one statement in database db, with the request's settings
+// (change, nil for none) applied to the session for that statement only.
+func (s *Server) run(db string, stmt []byte, format string, change *sessionChange) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.opts.Verbose {
 		start := time.Now()
 		defer func() {
-			s.opts.Logger.Printf("query db=%s (%v): %s", db, time.Since(start).Round(time.Microsecond), truncate(string(stmt), 300))
+			var set string
+			if change != nil {
+				set = " " + truncate(change.apply, 300)
+			}
+			s.opts.Logger.Printf("query db=%s%s (%v): %s", db, set, time.Since(start).Round(time.Microsecond), abbreviate(string(stmt), 200, 150))
 		}()
 	}
 	if db != s.curDB {
@@ -263,6 +333,17 @@ func (s *Server) run(db string, stmt []byte, format string) ([]byte, error) {
 		}
 		s.curDB = db
 	}
+	if change != nil {
+		// Restored whatever happens next: after the statement, a failing or
+		// panicking one included, and after a failing SET too. The engine
+		// checks a SET whole before it applies any of it, so there is then
+		// nothing to undo, but being sure costs one statement on an error
+		// path only.
+		defer s.restoreSession(change.restore)
+		if _, err := s.eng.Query([]byte(change.apply), "TabSeparated"); err != nil {
+			return nil, err
+		}
+	}
 	out, err := s.eng.Query(stmt, format)
 	if firstKeyword(string(stmt)) == "USE" {
 		// The statement changed the session's database itself.
@@ -271,9 +352,19 @@ func (s *Server) run(db string, stmt []byte, format string) ([]byte, error) {
 	return out, err
 }
 
+// restoreSession puts the settings of the session back after a statement.
+// It fails only on settings that checkRestorable does not foresee; the
+// session may then keep them, which is worth a line in the log.
+func (s *Server) restoreSession(restore string) {
+	if _, err := s.eng.Query([]byte(restore), "TabSeparated"); err != nil {
+		s.opts.Logger.Printf("error: cannot restore the session's settings (%s): %v", truncate(restore, 300), err)
+	}
+}
+
 // runInsert stores the data of an INSERT ... FORMAT X request in a file and
-// has the engine read it from there.
-func (s *Server) runInsert(db string, ins insertStatement) *Exception {
+// has the engine read it from there, with the request's settings in the
+// statement's SETTINGS clause.
+func (s *Server) runInsert(db string, ins insertStatement, settings []setting) *Exception {
 	if len(ins.data) == 0 {
 		return nil
 	}
@@ -294,21 +385,55 @@ func (s *Server) runInsert(db string, ins insertStatement) *Exception {
 	if err != nil {
 		abs = path
 	}
-	head := strings.TrimRight(ins.head, " \t\r\n")
-	var stmt string
-	if ins.format == "Native" {
-		// Native data names and types its columns, so the engine can read it
-		// as a table; the INSERT's column list maps them by position.
-		// Temporary file names may recur: no schema cache.
-		stmt = fmt.Sprintf("%s SELECT * FROM file(%s, 'Native') SETTINGS schema_inference_use_cache_for_file = 0", head, quoteString(abs))
-	} else {
-		// Text formats are parsed with the table's own column types.
-		stmt = fmt.Sprintf("%s FROM INFILE %s FORMAT %s", head, quoteString(abs), ins.format)
-	}
-	if _, err := s.run(db, []byte(stmt), "TabSeparated"); err != nil {
+	stmt := insertFromFile(ins, abs, settings)
+	if _, err := s.run(db, []byte(stmt), "TabSeparated", nil); err != nil {
 		return asException(err)
 	}
 	return nil
+}
+
+// nativeFileSettings end the SETTINGS clause of a Native insert, after the
+// request's own, so that they stay as devclickhouse needs them. Temporary
+// file names recur: no schema cache. The engine deduplicates
+// INSERT ... SELECT only when it deems the SELECT stable, which it does not
+// for file(); the insert stands for a plain INSERT with data, which a
+// ClickHouse server deduplicates by content (for a table with a
+// deduplication window) unless deduplicate_insert or insert_deduplicate say
+// otherwise, and this value makes the engine do the same.
+const nativeFileSettings = "schema_inference_use_cache_for_file = 0, deduplicate_insert_select = 'enable_even_for_bad_queries'"
+
+// insertFromFile builds the statement that inserts the data of ins from the
+// file at path. The INSERT's own SETTINGS clause wins over the request's
+// settings, as in ClickHouse: it stays in the head of a Native insert (the
+// head's settings win over the SELECT's) and comes last in the clause of a
+// text one (the last of a repeated name wins). Parts are joined with line
+// breaks, so that a line comment ending the head comments out nothing.
+func insertFromFile(ins insertStatement, path string, settings []setting) string {
+	head := strings.TrimRight(ins.head, " \t\r\n")
+	if ins.format == "Native" {
+		// Native data names and types its columns, so the engine can read it
+		// as a table; the INSERT's column list maps them by position.
+		clause := nativeFileSettings
+		if len(settings) > 0 {
+			clause = settingList(settings) + ", " + clause
+		}
+		return fmt.Sprintf("%s\nSELECT * FROM file(%s, 'Native') SETTINGS %s", head, quoteString(path), clause)
+	}
+	// Text formats are parsed with the table's own column types. FROM INFILE
+	// takes the SETTINGS clause between the file name and FORMAT.
+	prefix, own := splitHeadSettings(head)
+	var clauses []string
+	if len(settings) > 0 {
+		clauses = append(clauses, settingList(settings))
+	}
+	if own != "" {
+		clauses = append(clauses, own)
+	}
+	stmt := strings.TrimRight(prefix, " \t\r\n") + "\nFROM INFILE " + quoteString(path)
+	if len(clauses) > 0 {
+		stmt += " SETTINGS " + strings.Join(clauses, ", ") + "\n"
+	}
+	return stmt + " FORMAT " + ins.format
 }
 
 func asException(err error) *Exception {
@@ -549,6 +674,15 @@ func newQueryID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// abbreviate keeps the first head and the last tail bytes of a long
+// statement: the end of an insert holds the settings it ran with.
+func abbreviate(s string, head, tail int) string {
+	if len(s) <= head+tail {
+		return s
+	}
+	return s[:head] + " ... " + s[len(s)-tail:]
 }
 
 func truncate(s string, n int) string {

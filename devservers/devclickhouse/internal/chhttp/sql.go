@@ -111,6 +111,14 @@ func explicitFormat(stmt string) string {
 // firstKeyword returns the statement's first word, upper-cased, skipping
 // blanks, comments and opening parentheses.
 func firstKeyword(stmt string) string {
+	kw, _ := splitFirstKeyword(stmt)
+	return kw
+}
+
+// splitFirstKeyword returns the statement's first word, upper-cased, and
+// the text after it, skipping blanks, comments and opening parentheses
+// before it.
+func splitFirstKeyword(stmt string) (kw, rest string) {
 	s := stmt
 	for {
 		s = strings.TrimLeft(s, " \t\r\n(")
@@ -120,13 +128,13 @@ func firstKeyword(stmt string) string {
 				s = s[i+1:]
 				continue
 			}
-			return ""
+			return "", ""
 		case strings.HasPrefix(s, "/*"):
 			if i := strings.Index(s, "*/"); i >= 0 {
 				s = s[i+2:]
 				continue
 			}
-			return ""
+			return "", ""
 		}
 		break
 	}
@@ -136,7 +144,7 @@ func firstKeyword(stmt string) string {
 	if end < 0 {
 		end = len(s)
 	}
-	return strings.ToUpper(s[:end])
+	return strings.ToUpper(s[:end]), s[end:]
 }
 
 // modifyingKeywords start statements that a GET request may not run:
