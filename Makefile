@@ -21,7 +21,7 @@ VERSION      ?= 0.1.0-dev+$(GIT_SHA)$(GIT_DIRTY)
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all demo bench deps build image tools generate check-generate lint test test-unit devservers clean help
+.PHONY: all demo bench deps build image tools generate check-generate lint test test-unit test-allocs devservers clean help
 
 all: build
 
@@ -124,8 +124,10 @@ devservers:
 
 ## The main job on embedded defaults: local ClickHouse engine + local Kafka +
 ## the collector, an outage, failover, replay, and a summary. Under 3 minutes.
+## DEMO_FLAGS passes flags, e.g. DEMO_FLAGS=-kill-mid-replay.
+DEMO_FLAGS ?=
 demo: deps build devservers
-	go run ./testbed/demo
+	go run ./testbed/demo $(DEMO_FLAGS)
 
 ## Load into the real binary, side by side in one run (ratios), written to
 ## BENCHMARKS.md. About 20 minutes with the 6-minute outage; BENCH_FLAGS
@@ -139,10 +141,16 @@ bench: deps build devservers
 ## the distribution and end-to-end tests run the real binaries.
 test: deps lint check-generate build devservers
 	go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) test-allocs
 	$(MAKE) -C devservers test BIN_DIR=$(BIN_DIR)
 
-test-unit:
+test-unit: test-allocs
 	go test $(GO_TEST_FLAGS) ./failovergroupexporter/... ./dlqroutingconnector/... ./internal/... ./testbed/loadgen/... ./testbed/stack/... ./testbed/testservers/...
+
+## Allocation counts of the healthy path, without the race detector (under
+## it sync.Pool drops items on purpose, so those tests skip themselves).
+test-allocs:
+	go test -count=1 -run 'TestHealthyPath' ./failovergroupexporter/
 
 clean:
 	rm -rf $(BIN_DIR) $(TOOLS_BIN) $(DIST_DIR)

@@ -37,7 +37,12 @@ var protoMemberType = component.MustNewType("protomember")
 // the contrib exporters the group trusts to bound their own calls do: it is
 // trusted the same way, so the benchmarks measure the group as it runs with
 // a clickhouse or kafka member.
-func init() { typesWithOwnDeadline[protoMemberType] = true }
+// It also takes deduplication tokens as clickhouse members do, so that
+// primary_healthy pays for them.
+func init() {
+	typesWithOwnDeadline[protoMemberType] = true
+	typesTakingTokens[protoMemberType] = true
+}
 
 type protoMemberConfig struct {
 	TimeoutConfig exporterhelper.TimeoutConfig                             `mapstructure:",squash"`

@@ -55,6 +55,11 @@ type Config struct {
 	// taking data: an open breaker, a member not started, a standby.
 	Probe ProbeConfig `mapstructure:"probe"`
 
+	// Deduplication configures the deduplication tokens of the batches
+	// written to ClickHouse (exactly once, dedup_token.go) and the table
+	// setting that makes ClickHouse honor them (dedup_schema.go).
+	Deduplication DeduplicationConfig `mapstructure:"deduplication"`
+
 	// QueueConfig and BackOffConfig are the group's own exporterhelper queue
 	// and retry, in front of the failover decision. Off by default: the group
 	// answers synchronously, so a receiver sees an error when every member
@@ -103,6 +108,34 @@ type ProbeConfig struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
+// DeduplicationConfig configures deduplication tokens.
+type DeduplicationConfig struct {
+	// Tokens gives every batch a token that its ClickHouse inserts carry
+	// (insert_deduplication_token), its DLQ record keeps as a header and
+	// every replay reuses, so ClickHouse drops an insert it already
+	// committed. Off only for servers older than 22.2, which refuse the
+	// setting.
+	Tokens bool `mapstructure:"tokens"`
+	// TableWindow is the non_replicated_deduplication_window that the group
+	// sets on the plain (not replicated) MergeTree tables a clickhouse
+	// member creates (create_schema: true) when a table has none (0, the
+	// server's default, with which ClickHouse ignores tokens). It is how many
+	// of a table's latest inserts are remembered: a replay later than that
+	// is not deduplicated. 0 leaves tables as they are.
+	TableWindow int `mapstructure:"table_window"`
+}
+
+// defaultTableWindow matches replicated_deduplication_window, the window
+// of replicated tables in ClickHouse 26.
+const defaultTableWindow = 10000
+
+func (d DeduplicationConfig) validate() error {
+	if d.TableWindow < 0 {
+		return atKey("table_window", fmt.Errorf("%w (0 leaves the tables' own setting), got %d", errNegative, d.TableWindow))
+	}
+	return nil
+}
+
 // MemberStartConfig configures how members are started: in the background,
 // so that a destination that is down at start does not stop the collector.
 type MemberStartConfig struct {
@@ -143,6 +176,10 @@ func createDefaultConfig(factories memberFactories, now func() time.Time) func()
 			Probe: ProbeConfig{
 				Interval: time.Second,
 				Timeout:  500 * time.Millisecond,
+			},
+			Deduplication: DeduplicationConfig{
+				Tokens:      true,
+				TableWindow: defaultTableWindow,
 			},
 			MemberStart: MemberStartConfig{
 				Timeout:         30 * time.Second,
@@ -232,6 +269,7 @@ func (c *Config) Validate() error {
 		atKey("circuit_breaker", c.CircuitBreaker.validate()),
 		atKey("member_start", c.MemberStart.validate()),
 		atKey("probe", c.Probe.validate()),
+		atKey("deduplication", c.Deduplication.validate()),
 		c.checkQueueRetry())
 	return errors.Join(errs...)
 }

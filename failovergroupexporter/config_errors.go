@@ -22,6 +22,7 @@ var (
 	errNotABool          = errors.New("must be true or false")
 	errNotPositive       = errors.New("must be positive")
 	errBelowOne          = errors.New("must be at least 1")
+	errNegative          = errors.New("must not be negative")
 	errShorterThan       = errors.New("must not be shorter than")
 	errNotBelow          = errors.New("must be shorter than")
 	errOnPermanentError  = errors.New(`must be "next_member" or "return"`)

@@ -51,6 +51,7 @@ func TestDefaultConfig(t *testing.T) {
 		SuccessThreshold:  1,
 	}, cfg.CircuitBreaker)
 	assert.Equal(t, MemberStartConfig{Timeout: 30 * time.Second, InitialInterval: time.Second, MaxInterval: 30 * time.Second}, cfg.MemberStart)
+	assert.Equal(t, DeduplicationConfig{Tokens: true, TableWindow: 10000}, cfg.Deduplication, "exactly once by default")
 	assert.False(t, cfg.QueueConfig.HasValue(), "the group's own queue is off by default: it answers synchronously")
 	assert.False(t, cfg.BackOffConfig.Enabled, "the group's own retry is off by default")
 	assert.False(t, cfg.needsHelper())
@@ -263,6 +264,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"on_permanent_error_bogus", "on_permanent_error", errOnPermanentError},
 		{"queue_without_retry", "retry_on_failure::enabled", errQueueWithoutRetry},
 		{"queue_retry_bounded", "retry_on_failure::max_elapsed_time", errQueueRetryBounded},
+		{"table_window_negative", "deduplication::table_window", errNegative},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {

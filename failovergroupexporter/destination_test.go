@@ -297,8 +297,9 @@ func (s *sharedGroup) sum(name string, attrs ...attribute.KeyValue) int64 {
 // callsFor are the ids a test member was handed for one signal.
 func callsFor(m *testMember, signal string) []string {
 	var ids []string
-	for _, c := range m.callList() {
-		if c.signal == signal {
+	calls := m.callList()
+	for i := range calls {
+		if c := &calls[i]; c.signal == signal {
 			ids = append(ids, c.ids...)
 		}
 	}

@@ -23,7 +23,7 @@ import (
 // The healthy path (the first member admits and takes the batch) allocates
 // nothing of its own when the member bounds its calls itself.
 func (g *group[T]) push(ctx context.Context, data T) error {
-	d := delivery[T]{data: data, onlyBadData: true}
+	d := delivery[T]{data: data, onlyBadData: true, token: g.tokenOf(ctx)}
 	for i, m := range g.members {
 		hasNext := i < len(g.members)-1
 		if m.cfg.deadLetter && g.replayed(ctx, &d) {
@@ -55,6 +55,8 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 // delivery is one batch's way through the members.
 type delivery[T any] struct {
 	data T // what is still to be delivered
+	// token is data's deduplication token (dedup_token.go).
+	token dedupToken
 	// delivered: some part was taken by a member (a partial success).
 	delivered bool
 	// onlyBadData: every member that tried refused the data as bad (a
@@ -147,7 +149,7 @@ func (g *group[T]) attempt(ctx context.Context, m *member[T], tk ticket, d *deli
 	stamped, began := ctx, time.Time{}
 	if d.missed {
 		began = time.Now() // also the stamp's time: one clock read
-		stamped = g.stamp(ctx, d.last, began)
+		stamped = g.stamp(ctx, d.last, began, d.token)
 	}
 	attemptCtx := stamped
 	exp := m.ready.Load()
@@ -176,7 +178,7 @@ func (g *group[T]) attempt(ctx context.Context, m *member[T], tk ticket, d *deli
 	if !d.missed {
 		began = time.Now()
 	}
-	err := g.send(attemptCtx, attempt[T]{base: stamped, m: m, exp: exp, began: began, budget: budget}, data)
+	err := g.send(attemptCtx, attempt[T]{base: stamped, m: m, exp: exp, began: began, budget: budget, token: d.token}, data)
 	took := time.Since(began)
 	cancel()
 	if err == nil {
@@ -210,7 +212,8 @@ func (g *group[T]) settle(ctx context.Context, m *member[T], tk ticket, d *deliv
 	case partial:
 		m.tel.attempt(ctx, outcomePartial, took)
 		m.tel.delivered(ctx, g.sig.items(d.data)-g.sig.items(failed))
-		d.data, d.delivered = failed, true
+		// The rest is not the batch: a token of its own.
+		d.data, d.delivered, d.token = failed, true, d.token.derive(deriveRest, m.index)
 	case permanent:
 		m.tel.attempt(ctx, outcomePermanent, took)
 	default:

@@ -367,6 +367,7 @@ circuit_breaker: {failure_threshold: 1, open_duration: 1h, max_open_duration: 1h
 func TestDLQKeyNames(t *testing.T) {
 	assert.Equal(t, []string{
 		"otelcol-failover-group", "otelcol-failover-failed-member", "otelcol-failover-reason", "otelcol-failover-time",
+		"otelcol-failover-dedup-token",
 	}, dlqmeta.Keys)
 }
 
@@ -563,8 +564,8 @@ func TestStampCacheKeepsCallerInfo(t *testing.T) {
 	g := h.exp.(tracesGroup).group
 	last := miss{member: "testmember/primary", reason: "transient:breaker_open", stamps: &g.members[0].stamps}
 
-	bare1 := g.stamp(t.Context(), last, time.Now())
-	bare2 := g.stamp(t.Context(), last, time.Now())
+	bare1 := g.stamp(t.Context(), last, time.Now(), dedupToken{})
+	bare2 := g.stamp(t.Context(), last, time.Now(), dedupToken{})
 	for _, ctx := range []context.Context{bare1, bare2} {
 		md := client.FromContext(ctx).Metadata
 		assert.Equal(t, []string{"failover_group/ingest"}, md.Get(dlqmeta.KeyGroup))
@@ -572,19 +573,29 @@ func TestStampCacheKeepsCallerInfo(t *testing.T) {
 	}
 
 	addr := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 4317}
-	withAddr := g.stamp(client.NewContext(t.Context(), client.Info{Addr: addr}), last, time.Now())
+	withAddr := g.stamp(client.NewContext(t.Context(), client.Info{Addr: addr}), last, time.Now(), dedupToken{})
 	assert.Equal(t, addr, client.FromContext(withAddr).Addr, "the caller's address is kept")
 	assert.Equal(t, []string{"testmember/primary"}, client.FromContext(withAddr).Metadata.Get(dlqmeta.KeyFailedMember))
 
 	withMD := g.stamp(client.NewContext(t.Context(), client.Info{
 		Metadata: client.NewMetadata(map[string][]string{"tenant": {"acme"}}),
-	}), last, time.Now())
+	}), last, time.Now(), dedupToken{})
 	assert.Equal(t, []string{"acme"}, client.FromContext(withMD).Metadata.Get("tenant"))
 
-	again := g.stamp(t.Context(), last, time.Now())
+	again := g.stamp(t.Context(), last, time.Now(), dedupToken{})
 	assert.Nil(t, client.FromContext(again).Addr, "a cached stamp never carries another caller's address")
 	assert.Empty(t, client.FromContext(again).Metadata.Get("tenant"))
 
-	other := g.stamp(t.Context(), miss{member: "testmember/primary", reason: "transient:timeout", stamps: last.stamps}, time.Now())
+	other := g.stamp(t.Context(), miss{member: "testmember/primary", reason: "transient:timeout", stamps: last.stamps}, time.Now(), dedupToken{})
 	assert.Equal(t, []string{"transient:timeout"}, client.FromContext(other).Metadata.Get(dlqmeta.KeyReason), "another reason is not served from the cache")
+
+	// Each batch has a token of its own: a stamp with a token is never
+	// served from the cache, nor does it fill it.
+	tok1, tok2 := newDedupToken(), newDedupToken()
+	withTok1 := g.stamp(t.Context(), last, time.Now(), tok1)
+	withTok2 := g.stamp(t.Context(), last, time.Now(), tok2)
+	assert.Equal(t, []string{tok1.String()}, client.FromContext(withTok1).Metadata.Get(dlqmeta.KeyDedupToken))
+	assert.Equal(t, []string{tok2.String()}, client.FromContext(withTok2).Metadata.Get(dlqmeta.KeyDedupToken))
+	assert.NotEqual(t, tok1.String(), tok2.String())
+	assert.Empty(t, client.FromContext(g.stamp(t.Context(), last, time.Now(), dedupToken{})).Metadata.Get(dlqmeta.KeyDedupToken))
 }

@@ -35,11 +35,14 @@ type group[T any] struct {
 	// for this signal: data read from one of them is replayed DLQ data.
 	dlqTopics []string
 	// groupAdd: the group's attributes, for its own (not per member) metrics.
-	groupAdd   []metric.AddOption
-	attrs      []attribute.KeyValue
-	logger     *zap.Logger
-	mutates    bool
-	exhaustion *exhaustionLog
+	groupAdd []metric.AddOption
+	attrs    []attribute.KeyValue
+	logger   *zap.Logger
+	mutates  bool
+	// takesTokens: a member takes deduplication tokens, so the group gives
+	// every batch one (dedup_token.go).
+	takesTokens bool
+	exhaustion  *exhaustionLog
 
 	statusMu   sync.Mutex
 	host       component.Host
@@ -69,6 +72,7 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 			g.dlqTopics = append(g.dlqTopics, t)
 		}
 		g.mutates = g.mutates || m.first.mutates
+		g.takesTokens = g.takesTokens || m.takesTokens
 	}
 	return g, nil
 }

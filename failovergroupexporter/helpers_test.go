@@ -193,7 +193,7 @@ func newHarnessNoStart(t *testing.T, sig signalCase, doc string, opts ...harness
 	if h.members == nil {
 		h.members = &testMembers{}
 	}
-	extra := []exporter.Factory{h.members.factory(testMemberType)}
+	extra := []exporter.Factory{h.members.factory(testMemberType), h.members.factory(tokenMemberType)}
 	if !h.realKafka {
 		extra = append(extra, h.members.factory(fakeKafkaType))
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/clickhouseexporter"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/exporter"
 	"go.uber.org/zap"
@@ -29,6 +30,12 @@ type member[T any] struct {
 	// outlivesContext: the member's call may go on past its context
 	// (typesOutlivingTheirContext); the group ends the attempt without it.
 	outlivesContext bool
+	// takesTokens: the member's writes carry the batch's deduplication
+	// token (typesTakingTokens) when the group gives tokens.
+	takesTokens bool
+	// tableSetup makes a clickhouse member's tables honor tokens once it
+	// has started (dedup_schema.go); nil for other members.
+	tableSetup *tableSetup
 	// recordLimit is the most bytes one record of the member can hold
 	// (kafka: producer::max_message_bytes); 0 when there is no such limit.
 	// encodingFactor is how much larger than OTLP protobuf its encoding of
@@ -112,6 +119,7 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index i
 		name:            mc.id.String(),
 		ownDeadline:     ownsDeadline(mc, g.cfg.AttemptTimeout),
 		outlivesContext: mc.factory != nil && typesOutlivingTheirContext[mc.factory.Type()],
+		takesTokens:     g.cfg.Deduplication.Tokens && mc.factory != nil && typesTakingTokens[mc.factory.Type()],
 		recordLimit:     mc.facts.recordLimit,
 		encodingFactor:  encodingFactor(mc.facts.encodings[g.sig.name]),
 		tel:             newMemberTelemetry(g.tb, g.attrs, mc.id.String()),
@@ -124,6 +132,9 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index i
 		firstStart:      make(chan struct{}),
 		wakeCh:          make(chan struct{}, 1),
 		done:            make(chan struct{}),
+	}
+	if cfg, ok := mc.cfg.(*clickhouseexporter.Config); ok && m.takesTokens {
+		m.tableSetup = newTableSetup(cfg, g.sig.name, g.cfg.Deduplication)
 	}
 	m.onAvailability = func() { g.onAvailabilityChange(m) }
 	m.onStatus = g.reportStatus

@@ -116,6 +116,15 @@ var typesWithOwnDeadline = map[component.Type]bool{
 	otlpGRPCType:   true,
 }
 
+// typesTakingTokens are the exporter types whose writes carry a batch's
+// deduplication token (dedup_token.go): clickhouse inserts take it as the
+// insert_deduplication_token query setting, through the context the
+// clickhouse exporter passes to PrepareBatch.
+// TestRealClickHouseInsertCarriesToken pins it.
+var typesTakingTokens = map[component.Type]bool{
+	clickhouseType: true,
+}
+
 // typesOutlivingTheirContext are the exporter types whose call can go on
 // past its context: the kafka exporter's producer is idempotent (it is with
 // required_acks all, the group's default), and franz-go never gives up a

@@ -110,6 +110,11 @@ func (m *member[T]) startOnce(ctx context.Context, host component.Host, exp *mem
 		// Start returned nil after its deadline: do not trust it.
 		return fmt.Errorf("start did not finish within member_start::timeout (%v): %w", m.startCfg.Timeout, err)
 	}
+	if m.tableSetup != nil {
+		// Before the member takes its first batch, within the start's
+		// time; a failure is logged, the member works without it.
+		m.tableSetup.run(startCtx, m.logger)
+	}
 	return nil
 }
 

@@ -35,10 +35,21 @@ func newClickHouseProbe(cfg *clickhouseexporter.Config) (destinationProbe, error
 	return &clickHouseProbe{conn: conn}, nil
 }
 
-// clickHouseProbeOptions reads the connection settings as the exporter
-// does: endpoint URL, connection_params, https meaning TLS, username and
-// password, tls.
+// clickHouseProbeOptions are clickHouseOptions without the database, on one
+// connection.
 func clickHouseProbeOptions(cfg *clickhouseexporter.Config) (*clickhouse.Options, error) {
+	opt, err := clickHouseOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opt.Auth.Database = ""
+	return opt, nil
+}
+
+// clickHouseOptions reads the connection settings as the exporter does:
+// endpoint URL, connection_params, https meaning TLS, username and
+// password, tls; one connection.
+func clickHouseOptions(cfg *clickhouseexporter.Config) (*clickhouse.Options, error) {
 	u, err := url.Parse(cfg.Endpoint)
 	if err != nil {
 		// url.Parse's error quotes the endpoint, credentials included.
@@ -60,7 +71,6 @@ func clickHouseProbeOptions(cfg *clickhouseexporter.Config) (*clickhouse.Options
 		// ParseDSN's error may quote the DSN, credentials included.
 		return nil, errors.New("clickhouse probe: endpoint or connection_params cannot be parsed")
 	}
-	opt.Auth.Database = ""
 	opt.MaxOpenConns, opt.MaxIdleConns = 1, 1
 	if cfg.TLS.CertFile != "" || cfg.TLS.KeyFile != "" || cfg.TLS.CAFile != "" || cfg.TLS.ServerName != "" || cfg.TLS.InsecureSkipVerify {
 		if opt.TLS, err = cfg.TLS.LoadTLSConfig(context.Background()); err != nil {

@@ -7,7 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -291,4 +296,52 @@ attempt_timeout: 300ms
 	require.Error(t, h.send("x"))
 	assert.Empty(t, h.logs.FilterLevelExact(zapcore.ErrorLevel).FilterMessageSnippet("kafka records export failed").All())
 	assert.Len(t, h.logs.FilterLevelExact(zapcore.DebugLevel).FilterMessageSnippet("kafka records export failed").All(), 1)
+}
+
+// The real clickhouse exporter sends the batch's token with its insert:
+// the context the group gives the member reaches clickhouse-go's
+// PrepareBatch, which sends it as the insert_deduplication_token query
+// setting (a URL parameter over HTTP), with async_insert_deduplicate=1. The
+// server here records every request and refuses each with a ClickHouse
+// exception, so the batch moves on to the DLQ member, whose record carries
+// the same token. (That ClickHouse then drops a second insert with the token
+// is shown against the real engine in testbed/e2e.)
+func TestRealClickHouseInsertCarriesToken(t *testing.T) {
+	forEachSignal(t, func(t *testing.T, sig signalCase) {
+		var mu sync.Mutex
+		var requests []url.Values
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			requests = append(requests, r.URL.Query())
+			mu.Unlock()
+			w.Header().Set("X-ClickHouse-Exception-Code", "60")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, "Code: 60. DB::Exception: Unknown table expression identifier. (UNKNOWN_TABLE)\n")
+		}))
+		t.Cleanup(srv.Close)
+		h := newHarness(t, sig, fmt.Sprintf(`
+members:
+  - clickhouse/live: {endpoint: "%s", create_schema: false}
+  - testmember/dlq:
+`, srv.URL), withoutProbes())
+		h.waitReady()
+		require.NoError(t, h.send("a"))
+		dlq := h.member("dlq").callList()
+		require.Len(t, dlq, 1)
+		token := dlq[0].md[dlqmeta.KeyDedupToken]
+		require.Len(t, token, 1, "the parked record carries the token")
+
+		mu.Lock()
+		defer mu.Unlock()
+		var carried int
+		for _, q := range requests {
+			if q.Get("insert_deduplication_token") == "" {
+				continue
+			}
+			carried++
+			assert.Equal(t, token[0], q.Get("insert_deduplication_token"), "the live insert's token is the record's")
+			assert.Equal(t, "1", q.Get("async_insert_deduplicate"))
+		}
+		assert.Positive(t, carried, "no request of the member carried the token: %v", requests)
+	})
 }

@@ -27,6 +27,32 @@ type attempt[T any] struct {
 	exp    *memberExporter[T]
 	began  time.Time
 	budget time.Duration
+	// token is the batch's deduplication token.
+	token dedupToken
+}
+
+// call is one call of the member's exporter with a batch or a part of it
+// and that data's token: as ClickHouse insert settings for a member that
+// takes tokens (clickhouse), as the DLQ header for the others when the data
+// carries one (a part of a parked batch must not carry the batch's token).
+func (a attempt[T]) call(ctx context.Context, data T, tok dedupToken) error {
+	if !tok.set() {
+		return a.exp.consume(ctx, data)
+	}
+	if !a.m.takesTokens {
+		if tok.path != "" && dlqmeta.DedupToken(client.FromContext(ctx).Metadata) != "" {
+			ctx = dlqmeta.WithDedupToken(ctx, tok.String())
+		}
+		return a.exp.consume(ctx, data)
+	}
+	tctx, slot := bindToken(ctx, tok)
+	err := a.exp.consume(tctx, data)
+	if !a.m.outlivesContext {
+		// The call returned: nothing reads the slot any more. A call the
+		// group may have stopped waiting for keeps its slot.
+		releaseToken(slot)
+	}
+	return err
 }
 
 // send hands a batch to a member's exporter and returns what the member did
@@ -47,13 +73,13 @@ func (g *group[T]) send(ctx context.Context, a attempt[T], data T) error {
 			return g.sendInParts(c, parts, oversize, largest, budget)
 		}
 	}
-	err := a.exp.consume(ctx, data)
+	err := a.call(ctx, data, a.token)
 	if err == nil || !g.isolatable(err, data) {
 		return err
 	}
 	c := a.calls(isolateBudget(g.sig.items(data)))
 	defer c.close()
-	return g.isolate(c, data, err)
+	return g.isolate(c, data, a.token, err)
 }
 
 // calls is the context of the calls after the first: each call bounded by
@@ -77,13 +103,13 @@ func (c *calls[T]) close() { c.cancel() }
 // spent reports whether the window has closed.
 func (c *calls[T]) spent() bool { return c.ctx.Err() != nil }
 
-func (c *calls[T]) consume(data T) error {
+func (c *calls[T]) consume(data T, tok dedupToken) error {
 	if c.a.m.ownDeadline {
-		return c.a.exp.consume(c.ctx, data)
+		return c.a.call(c.ctx, data, tok)
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.a.budget)
 	defer cancel()
-	return c.a.exp.consume(ctx, data)
+	return c.a.call(ctx, data, tok)
 }
 
 // isolatable: the member refused the whole batch, at once, as bad data, and
@@ -125,22 +151,35 @@ func isolateBudget(n int) int { return 2 * bits.Len(uint(n)) }
 // window is spent, is returned as the failed part with the refusal; when the
 // member fails transiently (an outage in the middle), with that error, so
 // that the breaker is charged and the rest moves on.
-func (g *group[T]) isolate(c *calls[T], data T, refusal error) error {
+//
+// Each half carries a token derived from its whole's: halving is
+// deterministic, so the same batch refused the same way is cut into the same
+// halves with the same tokens.
+func (g *group[T]) isolate(c *calls[T], data T, tok dedupToken, refusal error) error {
 	budget := isolateBudget(g.sig.items(data))
-	first, second := g.sig.halve(data)
-	stack := []T{second, first}
+	type piece struct {
+		data T
+		tok  dedupToken
+	}
+	halves := func(data T, tok dedupToken) (piece, piece) {
+		a, b := g.sig.halve(data)
+		return piece{b, tok.derive(deriveHalf, 1)}, piece{a, tok.derive(deriveHalf, 0)}
+	}
+	second, first := halves(data, tok)
+	stack := []piece{second, first}
 	var left []T
 	var transient error
 	took := false
 	for len(stack) > 0 {
-		part := stack[len(stack)-1]
+		pc := stack[len(stack)-1]
+		part := pc.data
 		stack = stack[:len(stack)-1]
 		if budget == 0 || transient != nil || c.spent() {
 			left = append(left, part)
 			continue
 		}
 		budget--
-		err := c.consume(part)
+		err := c.consume(part, pc.tok)
 		switch {
 		case err == nil:
 			took = true
@@ -155,8 +194,8 @@ func (g *group[T]) isolate(c *calls[T], data T, refusal error) error {
 			}
 			left = append(left, part)
 		case g.isolatable(err, part):
-			a, b := g.sig.halve(part)
-			stack = append(stack, b, a)
+			second, first := halves(part, pc.tok)
+			stack = append(stack, second, first)
 		default:
 			refusal = err
 			if failed, ok := g.sig.failedPart(err); ok {
@@ -168,7 +207,8 @@ func (g *group[T]) isolate(c *calls[T], data T, refusal error) error {
 	return g.partial(took, left, firstNonNil(transient, refusal))
 }
 
-// sendInParts sends the parts of a batch split to fit a member's records.
+// sendInParts sends the parts of a batch split to fit a member's records,
+// each with a token derived from the batch's.
 // Items too large to fit even alone (oversize) are refused with a permanent
 // error saying which limit to raise. A part refused as bad data is isolated
 // and the next part sent; a transient failure stops the rest, which is
@@ -177,14 +217,17 @@ func (g *group[T]) sendInParts(c *calls[T], parts []T, oversize T, largest, budg
 	var left []T
 	var transient, refusal error
 	took := false
-	for _, p := range parts {
+	for i, p := range parts {
 		if transient != nil {
 			left = append(left, p)
 			continue
 		}
-		err := c.consume(p)
+		// A part is not the batch: a token of its own, the same for the
+		// same batch split the same way.
+		tok := c.a.token.derive(derivePart, i)
+		err := c.consume(p, tok)
 		if err != nil && g.isolatable(err, p) {
-			err = g.isolate(c, p, err)
+			err = g.isolate(c, p, tok, err)
 		}
 		if err == nil {
 			took = true

@@ -28,12 +28,13 @@ type stampEntry struct {
 	info   client.Info
 }
 
-// stamp adds the DLQ metadata saying which member missed and why. The time
-// has millisecond precision.
-func (g *group[T]) stamp(ctx context.Context, last miss, now time.Time) context.Context {
+// stamp adds the DLQ metadata saying which member missed and why, and the
+// batch's deduplication token. The time has millisecond precision.
+func (g *group[T]) stamp(ctx context.Context, last miss, now time.Time, token dedupToken) context.Context {
 	ms := now.UnixMilli()
 	info := client.FromContext(ctx)
-	bare := info.Addr == nil && info.Auth == nil && !hasMetadata(info.Metadata)
+	// A batch with a token of its own has a stamp of its own.
+	bare := !token.set() && info.Addr == nil && info.Auth == nil && !hasMetadata(info.Metadata)
 	if bare {
 		if e := last.stamps.Load(); e != nil && e.ms == ms && e.reason == last.reason {
 			return client.NewContext(ctx, e.info)
@@ -44,6 +45,7 @@ func (g *group[T]) stamp(ctx context.Context, last miss, now time.Time) context.
 		FailedMember: last.member,
 		Reason:       last.reason,
 		Time:         time.UnixMilli(ms),
+		DedupToken:   token.String(),
 	})
 	if bare {
 		last.stamps.Store(&stampEntry{reason: last.reason, ms: ms, info: client.FromContext(stamped)})

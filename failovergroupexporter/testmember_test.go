@@ -38,6 +38,13 @@ var testMemberType = component.MustNewType("testmember")
 // being a kafka member, without any I/O.
 var fakeKafkaType = component.MustNewType("kafka")
 
+// tokenMemberType registers the test double as a member type that takes
+// deduplication tokens, as clickhouse members do: its calls record the token
+// their context carries (testCall.token).
+var tokenMemberType = component.MustNewType("tokenmember")
+
+func init() { typesTakingTokens[tokenMemberType] = true }
+
 // testMemberConfig is the test double's config.
 type testMemberConfig struct {
 	// Mutates makes the member declare Capabilities().MutatesData.
@@ -94,6 +101,7 @@ type testCall struct {
 	signal      string
 	ids         []string
 	md          map[string][]string
+	token       string // the ClickHouse insert token the call carries
 	deadline    time.Time
 	hasDeadline bool
 	data        any // the batch as received (for identity checks)
@@ -214,8 +222,9 @@ func (m *testMember) numCalls() int {
 // receivedIDs is every item id this member was handed, in call order.
 func (m *testMember) receivedIDs() []string {
 	var ids []string
-	for _, c := range m.callList() {
-		ids = append(ids, c.ids...)
+	calls := m.callList()
+	for i := range calls {
+		ids = append(ids, calls[i].ids...)
 	}
 	return ids
 }
@@ -296,6 +305,7 @@ func (in *testInstance) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 func (in *testInstance) consume(ctx context.Context, data any, ids []string, mutate func(), withPart func(error, []string) error) error {
 	c := testCall{signal: in.signal, ids: ids, data: data, at: time.Now()}
 	c.deadline, c.hasDeadline = ctx.Deadline()
+	c.token = tokenIn(ctx)
 	info := client.FromContext(ctx)
 	c.md = map[string][]string{}
 	for k := range info.Metadata.Keys() {

@@ -35,6 +35,14 @@ const (
 	// time.RFC3339Nano layout; the group writes millisecond precision
 	// (e.g. "2026-03-01T12:00:00.123Z").
 	KeyTime = "otelcol-failover-time"
+	// KeyDedupToken is the batch's deduplication token: the
+	// insert_deduplication_token its ClickHouse inserts carried, so that a
+	// replay of the record is dropped by ClickHouse if the live insert was
+	// committed after all. A part of a batch (split to fit a record,
+	// isolated from refused items) has a token derived from the batch's, the
+	// same way every time. Absent from records parked without a token (older
+	// versions, groups with tokens off).
+	KeyDedupToken = "otelcol-failover-dedup-token" //nolint:gosec // G101: a header's name, not a credential
 )
 
 // KeyKafkaTopic is the client metadata key the contrib kafka receiver sets to
@@ -72,7 +80,7 @@ const (
 )
 
 // Keys lists every key the group stamps.
-var Keys = []string{KeyGroup, KeyFailedMember, KeyReason, KeyTime}
+var Keys = []string{KeyGroup, KeyFailedMember, KeyReason, KeyTime, KeyDedupToken}
 
 // HeaderKeys lists every key of this contract, the group's stamp and the
 // poison stamp: what a kafka member's include_metadata_keys must list so
@@ -85,6 +93,9 @@ type Stamp struct {
 	FailedMember string
 	Reason       string
 	Time         time.Time
+	// DedupToken is the batch's deduplication token; empty keeps the
+	// token the data already carries, if any.
+	DedupToken string
 }
 
 // IsDeadLettered reports whether the client metadata in ctx says the data has
@@ -127,6 +138,28 @@ func WithStamp(ctx context.Context, s Stamp) context.Context {
 	md[KeyFailedMember] = backing[1:2:2]
 	md[KeyReason] = backing[2:3:3]
 	md[KeyTime] = backing[3:4:4]
+	if s.DedupToken != "" {
+		md[KeyDedupToken] = []string{s.DedupToken}
+	}
+	info.Metadata = client.NewMetadata(md)
+	return client.NewContext(ctx, info)
+}
+
+// DedupToken returns the deduplication token client metadata md carries,
+// or "".
+func DedupToken(md client.Metadata) string {
+	if v := md.Get(KeyDedupToken); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// WithDedupToken returns a context whose client metadata is ctx's with the
+// deduplication token set to token: for a part of a batch, which must not
+// carry the batch's own token.
+func WithDedupToken(ctx context.Context, token string) context.Context {
+	info, md := copyMetadata(ctx)
+	md[KeyDedupToken] = []string{token}
 	info.Metadata = client.NewMetadata(md)
 	return client.NewContext(ctx, info)
 }

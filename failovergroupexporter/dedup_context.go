@@ -1,0 +1,103 @@
+// Copyright The otelcol-failover Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package failovergroupexporter
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// ClickHouse query settings that carry a batch's token into a clickhouse
+// member's inserts. The clickhouse exporter inserts with
+// db.PrepareBatch(ctx, …), and clickhouse-go sends the settings carried by
+// that context (clickhouse.Context) with the insert: URL parameters over
+// HTTP, the query's settings over the native protocol.
+const (
+	settingDedupToken = "insert_deduplication_token" //nolint:gosec // G101: a setting's name, not a credential
+	// async_insert (on by default in the clickhouse exporter) deduplicates
+	// only with this setting on; it does nothing to synchronous inserts.
+	settingAsyncDedup = "async_insert_deduplicate"
+)
+
+// tokenSlot carries one token into a member call as ClickHouse query
+// settings, without allocating per batch: the settings and their context
+// are built once per slot, the token's text is written into the slot's
+// buffer, and slots are reused.
+//
+// A slot may be reused only once nothing reads it any more: clickhouse-go
+// formats the settings (fmt.Sprint of tokenText) while the call runs, so a
+// slot goes back to the pool only after a call that returned, never after
+// one the group stopped waiting for (see attempt.withToken).
+type tokenSlot struct {
+	ctx  tokenContext
+	text tokenText
+	// opts is a context holding the clickhouse QueryOptions whose settings
+	// point at text; built once.
+	opts context.Context
+}
+
+// tokenText is the token's text, formatted by clickhouse-go with fmt.Sprint.
+type tokenText struct{ buf []byte }
+
+func (t *tokenText) String() string { return string(t.buf) }
+
+// tokenContext is the call's context with the slot's settings: values are
+// looked up in the settings first, then in the call's context.
+type tokenContext struct {
+	context.Context
+	opts context.Context
+	slot *tokenSlot
+}
+
+func (c *tokenContext) Value(key any) any {
+	if v := c.opts.Value(key); v != nil {
+		return v
+	}
+	if _, ok := key.(tokenKey); ok {
+		return &c.slot.text
+	}
+	return c.Context.Value(key)
+}
+
+// tokenKey asks a call's context for the token it carries (tokenIn).
+type tokenKey struct{}
+
+// tokenIn returns the token a member call's context carries as ClickHouse
+// insert settings, or "": for tests and debugging, not on any data path.
+func tokenIn(ctx context.Context) string {
+	if t, ok := ctx.Value(tokenKey{}).(*tokenText); ok {
+		return t.String()
+	}
+	return ""
+}
+
+var tokenSlots = sync.Pool{New: func() any {
+	s := &tokenSlot{text: tokenText{buf: make([]byte, 0, 64)}}
+	s.opts = clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{
+		settingDedupToken: &s.text,
+		settingAsyncDedup: 1,
+	}))
+	s.ctx.opts, s.ctx.slot = s.opts, s
+	return s
+}}
+
+// bindToken returns ctx with tok as the ClickHouse insert settings, and the
+// slot to give back with releaseToken once the call returned.
+func bindToken(ctx context.Context, tok dedupToken) (context.Context, *tokenSlot) {
+	s := tokenSlots.Get().(*tokenSlot)
+	s.text.buf = tok.appendTo(s.text.buf[:0])
+	s.ctx.Context = ctx
+	return &s.ctx, s
+}
+
+// releaseToken gives a slot back for reuse; the call that used it returned.
+func releaseToken(s *tokenSlot) {
+	if s == nil {
+		return
+	}
+	s.ctx.Context = nil // do not keep the call's context (and its batch) alive
+	tokenSlots.Put(s)
+}
