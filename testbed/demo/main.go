@@ -35,12 +35,20 @@ func main() {
 		batchSize   = flag.Int("batch", 100, "items per batch")
 		replayWait  = flag.Duration("replay-timeout", 90*time.Second, "how long to wait for the replay to finish")
 		keepWorkdir = flag.Bool("keep", false, "keep the working directory (logs, data) after a successful run")
+		killReplay  = flag.Bool("kill-mid-replay", false, "kill the collector (SIGKILL) while it replays the DLQ, then start it again: "+
+			"the replay resumes and ClickHouse drops what it already took (the load then ends with the outage, so that no client request is cut)")
 	)
 	flag.Parse()
-	os.Exit(run(*loadFor, *outageAt, *outageFor, *rate, *batchSize, *replayWait, *keepWorkdir))
+	if *killReplay && *loadFor > *outageAt+*outageFor {
+		// A client request cut by the kill would be retried as a new
+		// request: the client's copy, not the collector's, is then
+		// written twice. The kill is meant to hit the replay alone.
+		*loadFor = *outageAt + *outageFor
+	}
+	os.Exit(run(*loadFor, *outageAt, *outageFor, *rate, *batchSize, *replayWait, *keepWorkdir, *killReplay))
 }
 
-func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int, replayWait time.Duration, keep bool) int {
+func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int, replayWait time.Duration, keep, killReplay bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	defer stack.KillAll() // whatever happens, no process is left behind
@@ -126,6 +134,13 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 		return interrupted()
 	}
 	say("load finished: %d batches accepted, %d rejected", res.Accepted.Load(), res.Rejected.Load())
+	killed, before := "", counts{}
+	if killReplay {
+		var kerr error
+		if killed, before, kerr = killMidReplay(ctx, col); kerr != nil {
+			return fail(kerr)
+		}
+	}
 
 	// Wait for the replay: every id of every signal in ClickHouse.
 	want := int64(batches * batchSize)
@@ -151,9 +166,8 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 	}
 	replayedAt := time.Now()
 
-	live, _ := col.Metric("otelcol_failover_group_delivered_items", "member=clickhouse/live")
-	parked, _ := col.Metric("otelcol_failover_group_delivered_items", "member=kafka/dlq")
-	replayed, _ := col.Metric("otelcol_failover_group_delivered_items", "member=clickhouse/replay")
+	after := readCounts(col)
+	live, parked, replayed := before.live+after.live, before.parked+after.parked, before.replayed+after.replayed
 	var sent, inCH, dups int64
 	for _, s := range loadgen.AllSignals {
 		sent += res.Items(s)
@@ -170,12 +184,20 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 	fmt.Printf("│ written live      %9.0f into ClickHouse by failover_group/ingest\n", live)
 	fmt.Printf("│ parked in the DLQ %9.0f into Kafka: ClickHouse down %v, then until a probe found it back\n", parked, outageEnd.Sub(outageStart).Round(time.Second))
 	fmt.Printf("│ replayed          %9.0f from Kafka into ClickHouse by failover_group/replay\n", replayed)
-	fmt.Printf("│ in ClickHouse     %9d distinct ids, %d duplicate rows\n", inCH, dups)
+	fmt.Printf("│ in ClickHouse     %9d distinct ids\n", inCH)
 	mark := "OK, nothing lost"
 	if lost != 0 {
 		mark = "ITEMS LOST"
 	}
 	fmt.Printf("│ lost              %9d   %s\n", lost, mark)
+	dupMark := "OK, exactly once"
+	if dups != 0 {
+		dupMark = "DUPLICATE ROWS"
+	}
+	fmt.Printf("│ duplicates        %9d   %s\n", dups, dupMark)
+	if killed != "" {
+		fmt.Printf("│ crash             %s\n", killed)
+	}
 	fmt.Printf("│ failback          primary took data %s after ClickHouse answered, replay began %s after\n", <-liveBack, <-replayBack)
 	fmt.Printf("│ timeline          load +0s, ClickHouse down +%.0fs, up +%.0fs, replay done +%.0fs\n",
 		outageStart.Sub(began).Seconds(), outageEnd.Sub(began).Seconds(), replayedAt.Sub(began).Seconds())
@@ -184,7 +206,7 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 		fmt.Printf("│   %+6.1fs  %-22s %-17s %s\n", c.at.Sub(began).Seconds(), c.group, c.member, c.what)
 	}
 	fmt.Println("└─────────────────────────────────────────────────────────────────────")
-	if lost != 0 {
+	if lost != 0 || dups != 0 {
 		say("logs kept in %s", dir)
 		return 1
 	}
@@ -192,6 +214,48 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 		_ = os.RemoveAll(dir)
 	}
 	return 0
+}
+
+// counts are the items the groups' members took, from the collector's
+// metrics.
+type counts struct{ live, parked, replayed float64 }
+
+func readCounts(col *stack.Collector) counts {
+	var c counts
+	c.live, _ = col.Metric("otelcol_failover_group_delivered_items", "member=clickhouse/live")
+	c.parked, _ = col.Metric("otelcol_failover_group_delivered_items", "member=kafka/dlq")
+	c.replayed, _ = col.Metric("otelcol_failover_group_delivered_items", "member=clickhouse/replay")
+	return c
+}
+
+// killAfter is how far into the replay the collector is killed: far enough
+// that records it replayed are not committed yet.
+const killAfter = 2000
+
+// killMidReplay waits until the replay is under way, kills the collector
+// with SIGKILL (a crash: no shutdown, offsets of replayed records not
+// committed) and starts it again. It returns what happened, for the
+// summary, and the counts read just before the kill (the restarted
+// collector's metrics start from zero).
+func killMidReplay(ctx context.Context, col *stack.Collector) (string, counts, error) {
+	say("waiting for the replay to be under way, to kill the collector in the middle of it...")
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var before counts
+	err := stack.WaitFor(waitCtx, 20*time.Millisecond, func() (bool, error) {
+		before = readCounts(col)
+		return before.replayed >= killAfter, nil
+	})
+	if err != nil {
+		return "", before, fmt.Errorf("the replay did not reach %d items: %w", killAfter, err)
+	}
+	col.Kill()
+	say("collector KILLED (SIGKILL) after replaying %.0f items; starting it again", before.replayed)
+	if err := col.StartAndWait(60 * time.Second); err != nil {
+		return "", before, err
+	}
+	say("collector restarted; the replay resumes from the last committed offsets")
+	return fmt.Sprintf("collector killed (SIGKILL) %.0f items into the replay and restarted; replayed counts the records replayed again, which ClickHouse dropped by their tokens", before.replayed), before, nil
 }
 
 type change struct {

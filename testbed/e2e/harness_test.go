@@ -46,6 +46,9 @@ type envOptions struct {
 	// kafkaWithout are topics devkafka does not create at start, and with
 	// auto-creation off (a common production setting) nobody creates.
 	kafkaWithout []string
+	// beforeCollector runs once ClickHouse and Kafka are up, before the
+	// collector starts (to point a test double at them).
+	beforeCollector func(e *env)
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -82,6 +85,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	e.col.Args = append(e.col.Args, opts.collectorArgs...)
+	if opts.beforeCollector != nil {
+		opts.beforeCollector(e)
+	}
 	e.startCollector()
 	return e
 }

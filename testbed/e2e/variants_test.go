@@ -53,6 +53,12 @@ func TestVariantConfigsFollowTheReference(t *testing.T) {
 			}
 			kafka["producer"] = map[string]any{"allow_auto_topic_creation": false}
 		},
+		"late-answers.yaml": func(cfg map[string]any) {
+			g := dig(cfg, "exporters", "failover_group/ingest")
+			g["attempt_timeout"] = "1s"
+			live := g["members"].([]any)[0].(map[string]any)["clickhouse/live"].(map[string]any)
+			live["endpoint"] = "${env:LIVE_CLICKHOUSE_ENDPOINT}"
+		},
 		"miswired-replay.yaml": func(cfg map[string]any) {
 			delete(dig(cfg, "exporters"), "failover_group/replay")
 			dig(cfg, "exporters", "failover_group/ingest")["allow_in_replay_pipelines"] = true
