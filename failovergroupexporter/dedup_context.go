@@ -98,6 +98,8 @@ func releaseToken(s *tokenSlot) {
 	if s == nil {
 		return
 	}
-	s.ctx.Context = nil // do not keep the call's context (and its batch) alive
+	// Do not keep the call's context alive; not nil, so that a straggler
+	// reading it (none is known) finds a context, not a nil interface.
+	s.ctx.Context = context.Background()
 	tokenSlots.Put(s)
 }

@@ -121,6 +121,11 @@ func (g *group[T]) tokenOf(ctx context.Context) dedupToken {
 	}
 	md := client.FromContext(ctx).Metadata
 	if t := dlqmeta.DedupToken(md); t != "" {
+		if g.regroups {
+			// The group's queue merged or split what came with this
+			// token: it no longer stands for this data.
+			return dedupToken{}
+		}
 		return dedupToken{given: t}
 	}
 	if !g.takesTokens || dlqmeta.Replayed(md, g.dlqTopics, true) {

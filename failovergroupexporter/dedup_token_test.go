@@ -217,3 +217,33 @@ func TestDedupTokenText(t *testing.T) {
 	assert.Equal(t, "given.r1", dedupToken{given: "given"}.derive(deriveRest, 1).String())
 	assert.Equal(t, g.String(), string(g.appendTo(nil)))
 }
+
+// A group whose own queue batches merges and splits what it is given: a
+// token data came with no longer stands for the data pushed, so it is not
+// used (the loop guard converter refuses such a group in a replay pipeline;
+// this is the runtime side). Fresh data still gets tokens, after batching.
+func TestBatchingGroupIgnoresGivenTokens(t *testing.T) {
+	h := newHarness(t, allSignals[0], `
+members:
+  - tokenmember/replay:
+sending_queue:
+  wait_for_result: true
+  batch:
+    flush_timeout: 10ms
+    partition: {metadata_keys: [otelcol-failover-dedup-token]}
+`)
+	// The group is inside exporterhelper (its queue): the first batch waits
+	// for the member's first start.
+	require.NoError(t, h.sendCtx(parkedCtx(t.Context(), "T"), "r"))
+	require.NoError(t, h.send("fresh"))
+	calls := h.member("replay").callList()
+	require.Len(t, calls, 2)
+	for _, c := range calls {
+		assert.NotEqual(t, "T", c.token, "a given token is not used after batching")
+		if c.ids[0] == "fresh" {
+			assert.Regexp(t, generatedToken, c.token, "fresh data gets a token after batching")
+		} else {
+			assert.Empty(t, c.token)
+		}
+	}
+}

@@ -42,7 +42,12 @@ type group[T any] struct {
 	// takesTokens: a member takes deduplication tokens, so the group gives
 	// every batch one (dedup_token.go).
 	takesTokens bool
-	exhaustion  *exhaustionLog
+	// regroups: the group's own queue batches (sending_queue::batch),
+	// merging and splitting requests before push: tokens data came with
+	// are not used (the loop guard converter refuses such a group in a
+	// replay pipeline).
+	regroups   bool
+	exhaustion *exhaustionLog
 
 	statusMu   sync.Mutex
 	host       component.Host
@@ -60,6 +65,7 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 	g.attrs = groupAttributes(g.idStr, sig.name)
 	g.groupAdd = []metric.AddOption{withAttrs(g.attrs)}
 	g.exhaustion = newExhaustionLog(set.Logger, cfg.clock())
+	g.regroups = cfg.QueueConfig.HasValue() && cfg.QueueConfig.Get().Batch.HasValue()
 	for i := range cfg.Members {
 		mc := &cfg.Members[i]
 		m, err := g.newMember(ctx, set, i, mc)

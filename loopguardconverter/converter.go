@@ -26,6 +26,10 @@ const (
 	keyMembers    = "members"
 	keyAllow      = "allow_in_replay_pipelines"
 	keyDeadLetter = "dead_letter"
+	keyQueue      = "sending_queue"
+	keyBatch      = "batch"
+	keyDedup      = "deduplication"
+	keyTokens     = "tokens"
 
 	keyTopics        = "topics"
 	keyExcludeTopics = "exclude_topics"
@@ -538,6 +542,16 @@ func groupProblems(p pipeline, id string, cfg map[string]any, fs []*feed) []prob
 		allow, allowKnown = v.(bool)
 	}
 	var out []problem
+	if batchesTokens(cfg) {
+		// Rule 3.
+		out = append(out, problem{
+			pipeline: p.id, component: id, member: -1, rule: 3,
+			msg: fmt.Sprintf("pipeline %q: %s batches in its own queue (%s::%s) and this pipeline is fed by %s: batching merges and splits replayed records, "+
+				"whose deduplication tokens would then stand for other data (ClickHouse could drop a part as a copy); remove %s::%s from this group "+
+				"(batch where data enters, in the ingest group), or set %s::%s: false on it",
+				p.id, writer{component: id}, keyQueue, keyBatch, feedList(fs), keyQueue, keyBatch, keyDedup, keyTokens),
+		})
+	}
 	for i, elem := range members {
 		memberID, body, options, ok := splitMember(elem)
 		if !ok {
@@ -574,6 +588,24 @@ func groupProblems(p pipeline, id string, cfg map[string]any, fs []*feed) []prob
 		})
 	}
 	return out
+}
+
+// batchesTokens reports whether a group batches in its own queue while
+// giving deduplication tokens (on unless deduplication::tokens is false).
+func batchesTokens(cfg map[string]any) bool {
+	queue, ok := asMap(cfg[keyQueue])
+	if !ok {
+		return false
+	}
+	if b, set := queue[keyBatch]; !set || b == nil {
+		return false
+	}
+	if dedup, ok := asMap(cfg[keyDedup]); ok {
+		if tokens, ok := dedup[keyTokens].(bool); ok && !tokens {
+			return false
+		}
+	}
+	return true
 }
 
 // memberNote says what a dead-letter member writes, and why it is one.

@@ -91,6 +91,7 @@ func TestAccepted(t *testing.T) {
 		"accepted_other_cluster.yaml",
 		"accepted_ingest_allowed.yaml",
 		"accepted_one_pipeline_allowed.yaml",
+		"accepted_replay_batches_without_tokens.yaml",
 	} {
 		t.Run(name, func(t *testing.T) {
 			assert.NoError(t, convertFile(t, filepath.Join("testdata", name)))
@@ -163,6 +164,16 @@ func TestRefused(t *testing.T) {
 				`pipeline "traces/replay": `,
 				`exporter "kafka/oops" writes to topic "otlp_spans_dlq"`,
 				`receiver "kafka/dlq" feeding this pipeline consumes (topic pattern "^otlp_.*_dlq$")`,
+			}},
+		},
+		{
+			file: "refused_replay_group_batches.yaml",
+			want: [][]string{{ // rule 3; the ingest group batches from OTLP only: accepted
+				`pipeline "traces/replay": `,
+				`exporter "failover_group/replay" batches in its own queue (sending_queue::batch)`,
+				`kafka receiver "kafka/dlq_traces" (traces topics "otlp_spans_dlq")`,
+				`remove sending_queue::batch from this group`,
+				`or set deduplication::tokens: false on it`,
 			}},
 		},
 		{
