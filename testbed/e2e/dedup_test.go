@@ -158,3 +158,42 @@ func TestExactlyOnceWhenInsertsCommitAfterTheTimeout(t *testing.T) {
 		})
 	}
 }
+
+// Tables that exist before the collector starts: one without a window gets
+// it, logged with its old and new value (no silent change); one with a
+// window of its own keeps it.
+func TestDedupWindowOnExistingTables(t *testing.T) {
+	e := newEnv(t, envOptions{beforeCollector: func(e *env) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		for _, stmt := range []string{
+			"CREATE DATABASE IF NOT EXISTS otel",
+			"CREATE TABLE otel.otel_logs (Timestamp DateTime64(9), Body String) ENGINE = MergeTree ORDER BY Timestamp",
+			"CREATE TABLE otel.otel_traces (Timestamp DateTime64(9), TraceId String) ENGINE = MergeTree ORDER BY Timestamp SETTINGS non_replicated_deduplication_window = 500",
+		} {
+			if _, err := e.ch.Query(ctx, stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+	}})
+	e.waitLiveStarted()
+	e.waitUntil("the logs table's window logged", 30*time.Second, func(context.Context) (bool, error) {
+		return strings.Contains(e.collectorLog(), `"table": "otel.otel_logs", "setting": "non_replicated_deduplication_window", "was": 0, "now": 10000`), nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	out, err := e.ch.Query(ctx, "SELECT name, engine_full FROM system.tables WHERE database = 'otel' AND name IN ('otel_logs', 'otel_traces') ORDER BY name FORMAT TabSeparated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, traces, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	if !strings.Contains(logs, "non_replicated_deduplication_window = 10000") {
+		t.Errorf("otel_logs did not get the window: %s", logs)
+	}
+	if !strings.Contains(traces, "non_replicated_deduplication_window = 500") {
+		t.Errorf("otel_traces had a window of its own, which must be kept: %s", traces)
+	}
+	if strings.Contains(e.collectorLog(), `"table": "otel.otel_traces", "setting"`) {
+		t.Error("the group logged a change of otel_traces, which had a window")
+	}
+}
