@@ -113,8 +113,8 @@ type DeduplicationConfig struct {
 	// Tokens gives every batch a token that its ClickHouse inserts carry
 	// (insert_deduplication_token), its DLQ record keeps as a header and
 	// every replay reuses, so ClickHouse drops an insert it already
-	// committed. Off only for servers older than 22.2, which refuse the
-	// setting.
+	// committed. Off only for servers older than 22.12, which refuse
+	// async_insert_deduplicate.
 	Tokens bool `mapstructure:"tokens"`
 	// TableWindow is the non_replicated_deduplication_window that the group
 	// sets on the plain (not replicated) MergeTree tables a clickhouse

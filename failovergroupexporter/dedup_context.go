@@ -23,19 +23,19 @@ const (
 )
 
 // tokenSlot carries one token into a member call as ClickHouse query
-// settings, without allocating per batch: the settings and their context
-// are built once per slot, the token's text is written into the slot's
-// buffer, and slots are reused.
+// settings: the settings and their context are built once per slot, the
+// token's text is written into the slot's buffer, and slots are reused, so
+// that a batch does not pay for a settings map and two contexts.
 //
-// A slot may be reused only once nothing reads it any more: clickhouse-go
-// formats the settings (fmt.Sprint of tokenText) while the call runs, so a
-// slot goes back to the pool only after a call that returned, never after
-// one the group stopped waiting for (see attempt.withToken).
+// A slot goes back to the pool only after a call that returned:
+// clickhouse-go formats the settings (fmt.Sprint of tokenText) while the
+// call runs, never after. The context a call gets (tokenContext) is its own,
+// never reused: a context package timer that fires at the call's deadline
+// may still read it, from its own goroutine, after the call returned.
 type tokenSlot struct {
-	ctx  tokenContext
 	text tokenText
 	// opts is a context holding the clickhouse QueryOptions whose settings
-	// point at text; built once.
+	// point at text; built once, never changed.
 	opts context.Context
 }
 
@@ -44,16 +44,15 @@ type tokenText struct{ buf []byte }
 
 func (t *tokenText) String() string { return string(t.buf) }
 
-// tokenContext is the call's context with the slot's settings: values are
+// tokenContext is a call's context with a slot's settings: values are
 // looked up in the settings first, then in the call's context.
 type tokenContext struct {
 	context.Context
-	opts context.Context
 	slot *tokenSlot
 }
 
 func (c *tokenContext) Value(key any) any {
-	if v := c.opts.Value(key); v != nil {
+	if v := c.slot.opts.Value(key); v != nil {
 		return v
 	}
 	if _, ok := key.(tokenKey); ok {
@@ -75,31 +74,26 @@ func tokenIn(ctx context.Context) string {
 }
 
 var tokenSlots = sync.Pool{New: func() any {
-	s := &tokenSlot{text: tokenText{buf: make([]byte, 0, 64)}}
+	s := &tokenSlot{text: tokenText{buf: make([]byte, 0, 96)}}
 	s.opts = clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{
 		settingDedupToken: &s.text,
 		settingAsyncDedup: 1,
 	}))
-	s.ctx.opts, s.ctx.slot = s.opts, s
 	return s
 }}
 
-// bindToken returns ctx with tok as the ClickHouse insert settings, and the
-// slot to give back with releaseToken once the call returned.
+// bindToken returns ctx with tok as the ClickHouse insert settings (one
+// allocation: the call's own context), and the slot to give back with
+// releaseToken once the call returned.
 func bindToken(ctx context.Context, tok dedupToken) (context.Context, *tokenSlot) {
 	s := tokenSlots.Get().(*tokenSlot)
 	s.text.buf = tok.appendTo(s.text.buf[:0])
-	s.ctx.Context = ctx
-	return &s.ctx, s
+	return &tokenContext{Context: ctx, slot: s}, s
 }
 
 // releaseToken gives a slot back for reuse; the call that used it returned.
 func releaseToken(s *tokenSlot) {
-	if s == nil {
-		return
+	if s != nil {
+		tokenSlots.Put(s)
 	}
-	// Do not keep the call's context alive; not nil, so that a straggler
-	// reading it (none is known) finds a context, not a nil interface.
-	s.ctx.Context = context.Background()
-	tokenSlots.Put(s)
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/clickhouseexporter"
@@ -29,6 +30,9 @@ import (
 //     with a WARN giving the statement to run;
 //   - replicated and shared tables, and tables with a window, are left as
 //     they are.
+
+// tableSetupTimeout bounds the schema step of one member start.
+const tableSetupTimeout = 10 * time.Second
 
 // dedupWindowSetting is the MergeTree setting that makes a plain (not
 // replicated) table remember its latest inserts' tokens.
@@ -103,6 +107,10 @@ type tableInfo struct {
 // shared (those remember their inserts by default).
 var plainMergeTree = regexp.MustCompile(`^(Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing|Graphite|Coalescing)?MergeTree$`)
 
+// dedupsByDefault: replicated and shared MergeTree engines remember their
+// inserts by default (replicated_deduplication_window).
+var dedupsByDefault = regexp.MustCompile(`^(Replicated|Shared)[A-Za-z]*MergeTree$`)
+
 var windowInEngine = regexp.MustCompile(`\b` + dedupWindowSetting + `\s*=\s*(\d+)`)
 
 // windowOf is the table's own window, else the server's default.
@@ -160,8 +168,18 @@ func (s *tableSetup) run(ctx context.Context, logger *zap.Logger) {
 		tables = append(tables, t)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		logger.Warn("Could not check whether the member's tables honor deduplication tokens", zap.Error(err))
+		return
+	}
 	for _, t := range tables {
+		if dedupsByDefault.MatchString(t.engine) {
+			continue
+		}
 		if !plainMergeTree.MatchString(t.engine) {
+			logger.Warn("A table of the member has an engine whose deduplication the group cannot check (a Distributed table deduplicates in the tables it writes to): "+
+				"give those tables a deduplication window, or replays after a crash or a timed-out insert can be written twice",
+				zap.String("table", s.db+"."+t.name), zap.String("engine", t.engine))
 			continue
 		}
 		was := t.windowOf(serverDefault)

@@ -56,5 +56,11 @@ func TestTableWindowOf(t *testing.T) {
 	} {
 		assert.Equal(t, plain, plainMergeTree.MatchString(engine), engine)
 	}
+	for engine, byDefault := range map[string]bool{
+		"ReplicatedMergeTree": true, "ReplicatedReplacingMergeTree": true, "SharedMergeTree": true,
+		"MergeTree": false, "Distributed": false,
+	} {
+		assert.Equal(t, byDefault, dedupsByDefault.MatchString(engine), engine)
+	}
 	assert.Equal(t, "`we\\`ird\\\\`", quoteIdentifier("we`ird\\"))
 }

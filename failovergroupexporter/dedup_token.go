@@ -6,6 +6,7 @@ package failovergroupexporter
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
 	"sync/atomic"
@@ -24,23 +25,32 @@ import (
 // later, a record replayed again after a crash).
 //
 // A part of a batch sent on its own (a record-sized part, a half while
-// isolating refused items, what a member did not take) carries a token
-// derived from the batch's by a suffix: the same batch cut the same way gets
-// the same tokens, and a part never carries its batch's token, which would
-// make ClickHouse drop the part as a copy of the whole.
+// isolating refused items, what a member did not take) carries the batch's
+// token with the hash of the part's content: the same rows under the same
+// batch always get the same token, and different rows never share one,
+// however the batch is cut (the cut depends on timing, budgets and record
+// headers, and a subset may come back under the batch's token: a stalled
+// record's refused part, a retried failed part). A part never carries its
+// batch's own token, which would make ClickHouse drop it as a copy of the
+// whole.
 //
 // A generated token is formatted only when it is needed as text (a DLQ
-// stamp, a derived part): the healthy path writes it into a reused buffer
-// (tokenSlot) without allocating.
+// stamp): the healthy path writes it into a reused buffer (tokenSlot)
+// without allocating.
 type dedupToken struct {
 	// given is a token the data came with (a replayed record's header);
 	// empty for one this process generated.
 	given string
 	// seq numbers a generated token within this process.
 	seq uint64
-	// path is the derivation suffix of a part, "" for a whole batch.
-	path string
+	// part is the hash of a part's content (partSeparator, then hex), ""
+	// for a whole batch.
+	part string
 }
+
+// partSeparator separates a batch's token from a part's content hash. A
+// generated token has hex and base-36 digits and one '-'.
+const partSeparator = "~"
 
 // tokenPrefix makes this process's generated tokens unique among
 // collectors and restarts: 96 random bits, then a sequence number.
@@ -69,7 +79,7 @@ func (t dedupToken) appendTo(b []byte) []byte {
 		b = append(b, '-')
 		b = strconv.AppendUint(b, t.seq, 36)
 	}
-	return append(b, t.path...)
+	return append(b, t.part...)
 }
 
 // String returns the token's text; "" when the batch has none.
@@ -77,32 +87,29 @@ func (t dedupToken) String() string {
 	if !t.set() {
 		return ""
 	}
-	if t.path == "" && t.given != "" {
+	if t.part == "" && t.given != "" {
 		return t.given
 	}
-	return string(t.appendTo(make([]byte, 0, len(tokenPrefix)+16+len(t.path))))
+	return string(t.appendTo(make([]byte, 0, len(tokenPrefix)+16+len(t.part))))
 }
 
-// Derivation steps. The separators cannot be confused with each other or
-// with a generated token's own text (hex and base-36 digits, one '-').
-const (
-	// derivePart: part i of a batch split to fit a member's records.
-	derivePart = ".p"
-	// deriveHalf: the first (0) or second (1) half while isolating refused
-	// items.
-	deriveHalf = ".h"
-	// deriveRest: what a member did not take of the batch (a partial
-	// success), moving on to the next member.
-	deriveRest = ".r"
-)
-
-// derive returns the token of a part of the batch.
-func (t dedupToken) derive(step string, i int) dedupToken {
-	if !t.set() {
-		return t
+// partToken returns the token of data, a part of the batch whose token is
+// tok: tok with the hash of data's content (OTLP protobuf, which is
+// deterministic for the same pdata). Hashing costs one marshaling of the
+// part, only on the paths that cut batches (failures, oversized records).
+// A part that cannot be encoded gets no token (ClickHouse then deduplicates
+// it by content), never its batch's.
+func (g *group[T]) partToken(tok dedupToken, data T) dedupToken {
+	if !tok.set() {
+		return tok
 	}
-	t.path += step + strconv.Itoa(i)
-	return t
+	b, err := g.sig.marshal(data)
+	if err != nil {
+		return dedupToken{}
+	}
+	sum := sha256.Sum256(b)
+	tok.part = partSeparator + hex.EncodeToString(sum[:16])
+	return tok
 }
 
 // tokenOf returns the token of a batch entering the group: the one its
@@ -115,21 +122,22 @@ func (t dedupToken) derive(step string, i int) dedupToken {
 // A group without a member that takes tokens (a poison group of kafka
 // members) still keeps the token data comes with, so that the parts it
 // splits a batch into get tokens of their own.
-func (g *group[T]) tokenOf(ctx context.Context) dedupToken {
-	if !g.cfg.Deduplication.Tokens {
-		return dedupToken{}
-	}
+//
+// stale reports a token the data came with that the group does not use
+// (tokens off, or its queue merged or split what came with it): it no
+// longer stands for this data and must not travel on with it (a DLQ or
+// poison record, parts of it).
+func (g *group[T]) tokenOf(ctx context.Context) (tok dedupToken, stale bool) {
 	md := client.FromContext(ctx).Metadata
-	if t := dlqmeta.DedupToken(md); t != "" {
-		if g.regroups {
-			// The group's queue merged or split what came with this
-			// token: it no longer stands for this data.
-			return dedupToken{}
-		}
-		return dedupToken{given: t}
+	given := dlqmeta.DedupToken(md)
+	if !g.cfg.Deduplication.Tokens || (given != "" && g.regroups) {
+		return dedupToken{}, given != ""
+	}
+	if given != "" {
+		return dedupToken{given: given}, false
 	}
 	if !g.takesTokens || dlqmeta.Replayed(md, g.dlqTopics, true) {
-		return dedupToken{}
+		return dedupToken{}, false
 	}
-	return newDedupToken()
+	return newDedupToken(), false
 }

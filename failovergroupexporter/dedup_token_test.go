@@ -5,6 +5,9 @@ package failovergroupexporter
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +18,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelfailover/otelcol-failover/internal/dlqmeta"
 )
@@ -89,44 +95,102 @@ members:
 	})
 }
 
-// A batch split to fit the DLQ's records is parked in parts, each with a
-// token derived from the batch's: never the batch's own (ClickHouse would
-// drop every part after the first as a copy), and the same for the same
-// batch split the same way (a poison group re-parking a replayed batch).
-func TestPartsGetDerivedTokens(t *testing.T) {
+// contentToken is the token a part of the batch with token base gets:
+// base, then the hash of the part's OTLP encoding.
+func contentToken(t *testing.T, base string, data any) string {
+	t.Helper()
+	var b []byte
+	var err error
+	switch d := data.(type) {
+	case ptrace.Traces:
+		b, err = (&ptrace.ProtoMarshaler{}).MarshalTraces(d)
+	case pmetric.Metrics:
+		b, err = (&pmetric.ProtoMarshaler{}).MarshalMetrics(d)
+	case plog.Logs:
+		b, err = (&plog.ProtoMarshaler{}).MarshalLogs(d)
+	default:
+		t.Fatalf("not a batch: %T", data)
+	}
+	require.NoError(t, err)
+	sum := sha256.Sum256(b)
+	return base + "~" + hex.EncodeToString(sum[:16])
+}
+
+// oneTokenOneContent checks the invariant that makes tokens safe: rows
+// taken under a token are the only rows any call carries under it
+// (ClickHouse would drop other rows as a copy). A token may be tried with
+// other rows before anything was taken under it: the batch's own token,
+// when a refused subset comes back under it, was refused as a whole.
+func oneTokenOneContent(t *testing.T, calls []testCall, tokenOf func(testCall) string, taken func(testCall) bool) {
+	t.Helper()
+	takenRows := map[string]string{}
+	for i := range calls {
+		c := &calls[i]
+		if tok := tokenOf(*c); tok != "" && taken(*c) {
+			rows := strings.Join(c.ids, ",")
+			if prev, ok := takenRows[tok]; ok && prev != rows {
+				t.Errorf("token %s took [%s] and [%s]", tok, prev, rows)
+			}
+			takenRows[tok] = rows
+		}
+	}
+	for i := range calls {
+		c := &calls[i]
+		tok := tokenOf(*c)
+		if rows, ok := takenRows[tok]; ok && rows != strings.Join(c.ids, ",") {
+			t.Errorf("token %s took [%s] and carried [%s] in another call", tok, rows, strings.Join(c.ids, ","))
+		}
+	}
+}
+
+func headerToken(c testCall) string {
+	if v := c.md[dlqmeta.KeyDedupToken]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// A batch split to fit the DLQ's records is parked in parts, each with the
+// batch's token and the hash of its content: never the batch's own token
+// (ClickHouse would drop every part after the first as a copy), the same
+// for the same rows, and different for different rows however the batch is
+// cut: here the cuts move, because the records' headers differ in size.
+func TestPartsGetContentTokens(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
 		h := newHarness(t, sig, `
 members:
   - kafka/poison:
       producer: {max_message_bytes: 2000}
+      include_metadata_keys: [padding]
     dead_letter: false
 `)
 		h.waitReady()
 		items := ids("big", 200) // about 10 kB encoded
 		require.NoError(t, h.sendCtx(parkedCtx(t.Context(), "T"), items...))
-		first := h.member("poison").callList()
-		require.Greater(t, len(first), 3, "split into several records")
+		first := len(h.member("poison").callList())
+		require.Greater(t, first, 3, "split into several records")
 		require.NoError(t, h.sendCtx(parkedCtx(t.Context(), "T"), items...))
-		second := h.member("poison").callList()[len(first):]
+		padded := client.NewContext(t.Context(), client.Info{Metadata: client.NewMetadata(map[string][]string{
+			dlqmeta.KeyGroup: {"failover_group/ingest"}, dlqmeta.KeyDedupToken: {"T"}, "padding": {strings.Repeat("p", 600)},
+		})})
+		require.NoError(t, h.sendCtx(padded, items...))
 
-		var tokens []string
-		for i, c := range first {
-			tok := c.md[dlqmeta.KeyDedupToken]
-			require.Len(t, tok, 1)
-			assert.Equal(t, "T.p"+strconv.Itoa(i), tok[0])
-			tokens = append(tokens, tok[0])
+		calls := h.member("poison").callList()
+		for _, c := range calls {
+			assert.Equal(t, contentToken(t, "T", c.data), headerToken(c))
 		}
-		require.Len(t, second, len(first))
-		for i, c := range second {
-			assert.Equal(t, []string{tokens[i]}, c.md[dlqmeta.KeyDedupToken], "the same batch cut the same way: the same tokens")
-		}
+		assert.Equal(t, headerToken(calls[0]), headerToken(calls[first]), "the same rows: the same token")
+		oneTokenOneContent(t, calls, headerToken, func(testCall) bool { return true })
 	})
 }
 
 // A batch the clickhouse-like member refuses as bad data is halved to find
-// the bad items: each half is inserted with a token derived from the
-// batch's, and what is refused moves on with a token of its own.
-func TestIsolatedHalvesGetDerivedTokens(t *testing.T) {
+// the bad items: each half is inserted with the batch's token and its
+// content's hash, and what is refused moves on with a token of its own.
+// When the refused part comes back under the batch's token (a stalled
+// record's refused part, a retried failed part), no token stands for two
+// sets of rows.
+func TestIsolatedHalvesGetContentTokens(t *testing.T) {
 	forEachSignal(t, func(t *testing.T, sig signalCase) {
 		h := newHarness(t, sig, groupWithTokens)
 		h.waitReady()
@@ -141,14 +205,24 @@ func TestIsolatedHalvesGetDerivedTokens(t *testing.T) {
 		require.Len(t, calls, 5, "the batch, its halves, the refused half's halves")
 		whole := calls[0].token
 		assert.Regexp(t, generatedToken, whole)
-		assert.Equal(t, []string{whole + ".h0", whole + ".h1", whole + ".h1.h0", whole + ".h1.h1"},
-			[]string{calls[1].token, calls[2].token, calls[3].token, calls[4].token})
+		for _, c := range calls[1:] {
+			assert.Equal(t, contentToken(t, whole, c.data), c.token)
+		}
 		assert.Equal(t, []string{"a", "b", "c"}, h.member("live").acceptedIDs())
 
 		dlq := h.member("dlq").callList()
 		require.Len(t, dlq, 1)
 		assert.Equal(t, []string{"bad"}, dlq[0].ids)
-		assert.Equal(t, []string{whole + ".r0"}, dlq[0].md[dlqmeta.KeyDedupToken], "what member 0 did not take: not the batch's token")
+		assert.Equal(t, contentToken(t, whole, dlq[0].data), headerToken(dlq[0]), "what member 0 did not take: not the batch's token")
+
+		// The same rows come back, and subsets of them, under a token of
+		// their own (as replayed data; the refused item is then returned,
+		// the DLQ member never takes replayed data).
+		for _, batch := range [][]string{{"a", "b", "c", "bad"}, {"c", "bad"}, {"b", "c", "bad"}} {
+			require.Error(t, h.sendCtx(parkedCtx(t.Context(), "R"), batch...))
+		}
+		oneTokenOneContent(t, h.member("live").callList(), func(c testCall) string { return c.token },
+			func(c testCall) bool { return !slices.Contains(c.ids, "bad") })
 	})
 }
 
@@ -208,14 +282,21 @@ func TestConcurrentBatchesCarryTheirOwnTokens(t *testing.T) {
 
 func TestDedupTokenText(t *testing.T) {
 	assert.Empty(t, dedupToken{}.String())
-	assert.Empty(t, dedupToken{}.derive(derivePart, 3).String(), "no token, no derived token")
 	g := newDedupToken()
 	assert.Regexp(t, generatedToken, g.String())
 	assert.True(t, strings.HasPrefix(g.String(), tokenPrefix+"-"))
-	assert.Equal(t, g.String()+".p2.h1", g.derive(derivePart, 2).derive(deriveHalf, 1).String())
 	assert.Equal(t, "given", dedupToken{given: "given"}.String())
-	assert.Equal(t, "given.r1", dedupToken{given: "given"}.derive(deriveRest, 1).String())
+	assert.Equal(t, "given~ab", dedupToken{given: "given", part: "~ab"}.String())
+	assert.Equal(t, g.String()+"~ab", dedupToken{seq: g.seq, part: "~ab"}.String())
 	assert.Equal(t, g.String(), string(g.appendTo(nil)))
+
+	grp := &group[ptrace.Traces]{sig: tracesSignal}
+	td := ptrace.NewTraces()
+	td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty().SetName("x")
+	assert.Equal(t, dedupToken{}, grp.partToken(dedupToken{}, td), "no token, no part token")
+	part := grp.partToken(g, td)
+	assert.Equal(t, contentToken(t, g.String(), td), part.String())
+	assert.Equal(t, part, grp.partToken(part, td), "a part of a part: the batch's token and the content's hash")
 }
 
 // A group whose own queue batches merges and splits what it is given: a
@@ -245,5 +326,65 @@ sending_queue:
 		} else {
 			assert.Empty(t, c.token)
 		}
+	}
+}
+
+// A clickhouse member with a sending_queue of its own (wait_for_result) gets
+// no token: its queue may split a batch into several inserts under one
+// context. Without a queue it takes them.
+func TestMemberWithOwnQueueTakesNoTokens(t *testing.T) {
+	h := newHarnessNoStart(t, allSignals[0], fmt.Sprintf(`
+members:
+  - clickhouse/queued:
+      endpoint: http://%s
+      create_schema: false
+      sending_queue: {enabled: true, wait_for_result: true}
+  - clickhouse/plain:
+      endpoint: http://%s
+      create_schema: false
+`, closedPort(t), closedPort(t)), withoutProbes())
+	members := membersOf(h.exp)
+	assert.False(t, members[0].takesTokens, "own queue")
+	assert.True(t, members[1].takesTokens)
+}
+
+// The clickhouse exporter writes a metrics batch in one insert per metric
+// type: a refusal may come after other tables took their part, so the
+// batch is not halved (its halves would write those parts again under other
+// tokens); it moves on whole. Its traces are one insert: halved.
+func TestSeveralInsertsAreNotIsolated(t *testing.T) {
+	forEachSignal(t, func(t *testing.T, sig signalCase) {
+		h := newHarness(t, sig, `
+members:
+  - severalmember/live:
+  - testmember/dlq:
+`)
+		h.waitReady()
+		h.member("live").set(func(_ context.Context, ids []string) result {
+			if slices.Contains(ids, "bad") {
+				return fail(errBadData)
+			}
+			return succeed()
+		})
+		require.NoError(t, h.send("a", "b", "c", "bad"))
+		calls, dlq := h.member("live").callList(), h.member("dlq").receivedIDs()
+		if sig.name == "metrics" {
+			assert.Len(t, calls, 1, "not halved")
+			assert.Equal(t, []string{"a", "b", "c", "bad"}, dlq, "moves on whole")
+			return
+		}
+		assert.Len(t, calls, 5, "halved")
+		assert.Equal(t, []string{"bad"}, dlq)
+	})
+}
+
+// A real clickhouse member is such a member for metrics.
+func TestClickHouseMetricsAreSeveralInserts(t *testing.T) {
+	for _, sig := range allSignals {
+		h := newHarnessNoStart(t, sig, fmt.Sprintf(`
+members:
+  - clickhouse/live: {endpoint: "http://%s", create_schema: false}
+`, closedPort(t)), withoutProbes())
+		assert.Equal(t, sig.name == "metrics", membersOf(h.exp)[0].writesSeveral, sig.name)
 	}
 }

@@ -23,7 +23,11 @@ import (
 // The healthy path (the first member admits and takes the batch) allocates
 // nothing of its own when the member bounds its calls itself.
 func (g *group[T]) push(ctx context.Context, data T) error {
-	d := delivery[T]{data: data, onlyBadData: true, token: g.tokenOf(ctx)}
+	tok, stale := g.tokenOf(ctx)
+	if stale {
+		ctx = dlqmeta.WithoutDedupToken(ctx)
+	}
+	d := delivery[T]{data: data, onlyBadData: true, token: tok}
 	for i, m := range g.members {
 		hasNext := i < len(g.members)-1
 		if m.cfg.deadLetter && g.replayed(ctx, &d) {
@@ -213,7 +217,7 @@ func (g *group[T]) settle(ctx context.Context, m *member[T], tk ticket, d *deliv
 		m.tel.attempt(ctx, outcomePartial, took)
 		m.tel.delivered(ctx, g.sig.items(d.data)-g.sig.items(failed))
 		// The rest is not the batch: a token of its own.
-		d.data, d.delivered, d.token = failed, true, d.token.derive(deriveRest, m.index)
+		d.data, d.delivered, d.token = failed, true, g.partToken(d.token, failed)
 	case permanent:
 		m.tel.attempt(ctx, outcomePermanent, took)
 	default:

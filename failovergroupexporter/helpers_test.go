@@ -193,7 +193,7 @@ func newHarnessNoStart(t *testing.T, sig signalCase, doc string, opts ...harness
 	if h.members == nil {
 		h.members = &testMembers{}
 	}
-	extra := []exporter.Factory{h.members.factory(testMemberType), h.members.factory(tokenMemberType)}
+	extra := []exporter.Factory{h.members.factory(testMemberType), h.members.factory(tokenMemberType), h.members.factory(severalMemberType)}
 	if !h.realKafka {
 		extra = append(extra, h.members.factory(fakeKafkaType))
 	}
@@ -343,6 +343,8 @@ type memberView struct {
 	deadLetter  bool
 	ownDeadline func() bool
 	valueBudget func(context.Context) int
+	// takesTokens, writesSeveral: the member's fields of those names.
+	takesTokens, writesSeveral bool
 }
 
 func viewsOf[T any](g *group[T]) []memberView {
@@ -358,6 +360,7 @@ func viewsOf[T any](g *group[T]) []memberView {
 					return false
 				}
 			}, deadLetter: m.cfg.deadLetter, ownDeadline: func() bool { return m.ownDeadline }, valueBudget: m.valueBudget,
+			takesTokens: m.takesTokens, writesSeveral: m.writesSeveral,
 		})
 	}
 	return out

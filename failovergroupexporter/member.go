@@ -33,6 +33,10 @@ type member[T any] struct {
 	// takesTokens: the member's writes carry the batch's deduplication
 	// token (typesTakingTokens) when the group gives tokens.
 	takesTokens bool
+	// writesSeveral: the member writes one batch in several inserts that
+	// succeed or fail on their own (typesWritingSeveral): a refusal may
+	// come after part of the batch was written, so it is not isolated.
+	writesSeveral bool
 	// tableSetup makes a clickhouse member's tables honor tokens once it
 	// has started (dedup_schema.go); nil for other members.
 	tableSetup *tableSetup
@@ -119,7 +123,8 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index i
 		name:            mc.id.String(),
 		ownDeadline:     ownsDeadline(mc, g.cfg.AttemptTimeout),
 		outlivesContext: mc.factory != nil && typesOutlivingTheirContext[mc.factory.Type()],
-		takesTokens:     g.cfg.Deduplication.Tokens && mc.factory != nil && typesTakingTokens[mc.factory.Type()],
+		takesTokens:     g.cfg.Deduplication.Tokens && mc.factory != nil && typesTakingTokens[mc.factory.Type()] && !mc.facts.ownQueue,
+		writesSeveral:   mc.factory != nil && typesWritingSeveral[mc.factory.Type()][g.sig.name],
 		recordLimit:     mc.facts.recordLimit,
 		encodingFactor:  encodingFactor(mc.facts.encodings[g.sig.name]),
 		tel:             newMemberTelemetry(g.tb, g.attrs, mc.id.String()),

@@ -120,9 +120,19 @@ var typesWithOwnDeadline = map[component.Type]bool{
 // deduplication token (dedup_token.go): clickhouse inserts take it as the
 // insert_deduplication_token query setting, through the context the
 // clickhouse exporter passes to PrepareBatch.
-// TestRealClickHouseInsertCarriesToken pins it.
+// TestRealClickHouseInsertCarriesToken pins it. A member with a
+// sending_queue of its own (wait_for_result) gets no token: its queue may
+// split a batch into several inserts under one context, and a call the
+// group stopped waiting for may still sit in it.
 var typesTakingTokens = map[component.Type]bool{
 	clickhouseType: true,
+}
+
+// typesWritingSeveral are the exporter types, by signal, that write one
+// batch in several inserts: the clickhouse exporter inserts a metrics batch
+// into one table per metric type.
+var typesWritingSeveral = map[component.Type]map[string]bool{
+	clickhouseType: {"metrics": true},
 }
 
 // typesOutlivingTheirContext are the exporter types whose call can go on

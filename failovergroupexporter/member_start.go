@@ -112,8 +112,13 @@ func (m *member[T]) startOnce(ctx context.Context, host component.Host, exp *mem
 	}
 	if m.tableSetup != nil {
 		// Before the member takes its first batch, within the start's
-		// time; a failure is logged, the member works without it.
-		m.tableSetup.run(startCtx, m.logger)
+		// time and at most tableSetupTimeout (a server that stops
+		// answering right after the start must not keep the member
+		// unavailable); a failure is logged, the member works without it,
+		// and the step runs again at the member's next start.
+		setupCtx, cancelSetup := context.WithTimeout(startCtx, tableSetupTimeout)
+		m.tableSetup.run(setupCtx, m.logger)
+		cancelSetup()
 	}
 	return nil
 }

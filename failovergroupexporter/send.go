@@ -40,7 +40,7 @@ func (a attempt[T]) call(ctx context.Context, data T, tok dedupToken) error {
 		return a.exp.consume(ctx, data)
 	}
 	if !a.m.takesTokens {
-		if tok.path != "" && dlqmeta.DedupToken(client.FromContext(ctx).Metadata) != "" {
+		if tok.part != "" && dlqmeta.DedupToken(client.FromContext(ctx).Metadata) != "" {
 			ctx = dlqmeta.WithDedupToken(ctx, tok.String())
 		}
 		return a.exp.consume(ctx, data)
@@ -74,12 +74,12 @@ func (g *group[T]) send(ctx context.Context, a attempt[T], data T) error {
 		}
 	}
 	err := a.call(ctx, data, a.token)
-	if err == nil || !g.isolatable(err, data) {
+	if err == nil || !g.isolatable(a.m, err, data) {
 		return err
 	}
 	c := a.calls(isolateBudget(g.sig.items(data)))
 	defer c.close()
-	return g.isolate(c, data, a.token, err)
+	return g.isolate(c, data, err)
 }
 
 // calls is the context of the calls after the first: each call bounded by
@@ -114,14 +114,17 @@ func (c *calls[T]) consume(data T, tok dedupToken) error {
 
 // isolatable: the member refused the whole batch, at once, as bad data, and
 // the batch has more than one item. A refusal joined from several results
-// (the clickhouse exporter inserts each metric type on its own; a kafka
-// member writing several records) may come after part of the batch was
-// written: sending halves again would write that part again.
-func (g *group[T]) isolatable(err error, data T) bool {
+// (a kafka member writing several records), or from a member that writes a
+// batch in several inserts (the clickhouse exporter inserts each metric type
+// into its own table, and joins their errors one by one, so that one failed
+// table looks like one result), may come after part of the batch was
+// written: sending halves again would write that part again, under other
+// tokens, so ClickHouse could not drop it.
+func (g *group[T]) isolatable(m *member[T], err error, data T) bool {
 	if _, partial := g.sig.failedPart(err); partial {
 		return false
 	}
-	return errclass.IsPermanent(err) && g.sig.items(data) > 1 && !severalResults(err)
+	return errclass.IsPermanent(err) && g.sig.items(data) > 1 && !m.writesSeveral && !severalResults(err)
 }
 
 // severalResults reports whether err joins more than one error.
@@ -152,34 +155,24 @@ func isolateBudget(n int) int { return 2 * bits.Len(uint(n)) }
 // member fails transiently (an outage in the middle), with that error, so
 // that the breaker is charged and the rest moves on.
 //
-// Each half carries a token derived from its whole's: halving is
-// deterministic, so the same batch refused the same way is cut into the same
-// halves with the same tokens.
-func (g *group[T]) isolate(c *calls[T], data T, tok dedupToken, refusal error) error {
+// Each half is sent with the batch's token and the hash of the half's
+// content (partToken).
+func (g *group[T]) isolate(c *calls[T], data T, refusal error) error {
 	budget := isolateBudget(g.sig.items(data))
-	type piece struct {
-		data T
-		tok  dedupToken
-	}
-	halves := func(data T, tok dedupToken) (piece, piece) {
-		a, b := g.sig.halve(data)
-		return piece{b, tok.derive(deriveHalf, 1)}, piece{a, tok.derive(deriveHalf, 0)}
-	}
-	second, first := halves(data, tok)
-	stack := []piece{second, first}
+	first, second := g.sig.halve(data)
+	stack := []T{second, first}
 	var left []T
 	var transient error
 	took := false
 	for len(stack) > 0 {
-		pc := stack[len(stack)-1]
-		part := pc.data
+		part := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if budget == 0 || transient != nil || c.spent() {
 			left = append(left, part)
 			continue
 		}
 		budget--
-		err := c.consume(part, pc.tok)
+		err := c.consume(part, g.partToken(c.a.token, part))
 		switch {
 		case err == nil:
 			took = true
@@ -193,9 +186,9 @@ func (g *group[T]) isolate(c *calls[T], data T, tok dedupToken, refusal error) e
 				took, part = true, failed
 			}
 			left = append(left, part)
-		case g.isolatable(err, part):
-			second, first := halves(part, pc.tok)
-			stack = append(stack, second, first)
+		case g.isolatable(c.a.m, err, part):
+			a, b := g.sig.halve(part)
+			stack = append(stack, b, a)
 		default:
 			refusal = err
 			if failed, ok := g.sig.failedPart(err); ok {
@@ -208,7 +201,7 @@ func (g *group[T]) isolate(c *calls[T], data T, tok dedupToken, refusal error) e
 }
 
 // sendInParts sends the parts of a batch split to fit a member's records,
-// each with a token derived from the batch's.
+// each with a token of its own (partToken).
 // Items too large to fit even alone (oversize) are refused with a permanent
 // error saying which limit to raise. A part refused as bad data is isolated
 // and the next part sent; a transient failure stops the rest, which is
@@ -217,17 +210,15 @@ func (g *group[T]) sendInParts(c *calls[T], parts []T, oversize T, largest, budg
 	var left []T
 	var transient, refusal error
 	took := false
-	for i, p := range parts {
+	for _, p := range parts {
 		if transient != nil {
 			left = append(left, p)
 			continue
 		}
-		// A part is not the batch: a token of its own, the same for the
-		// same batch split the same way.
-		tok := c.a.token.derive(derivePart, i)
-		err := c.consume(p, tok)
-		if err != nil && g.isolatable(err, p) {
-			err = g.isolate(c, p, tok, err)
+		// A part is not the batch: a token of its own (partToken).
+		err := c.consume(p, g.partToken(c.a.token, p))
+		if err != nil && g.isolatable(c.a.m, err, p) {
+			err = g.isolate(c, p, err)
 		}
 		if err == nil {
 			took = true

@@ -36,6 +36,9 @@ type signal[T any] struct {
 	splitBySize func(T, int) ([]T, T, int)
 	halve       func(T) (T, T)
 	merge       func([]T) T
+	// marshal encodes a batch as OTLP protobuf: the content a part's
+	// deduplication token is derived from (partToken).
+	marshal func(T) ([]byte, error)
 }
 
 var tracesSignal = signal[ptrace.Traces]{
@@ -59,6 +62,7 @@ var tracesSignal = signal[ptrace.Traces]{
 	splitBySize: splitTracesBySize,
 	halve:       halveTraces,
 	merge:       mergeTraces,
+	marshal:     (&ptrace.ProtoMarshaler{}).MarshalTraces,
 }
 
 var metricsSignal = signal[pmetric.Metrics]{
@@ -82,6 +86,7 @@ var metricsSignal = signal[pmetric.Metrics]{
 	splitBySize: splitMetricsBySize,
 	halve:       halveMetrics,
 	merge:       mergeMetrics,
+	marshal:     (&pmetric.ProtoMarshaler{}).MarshalMetrics,
 }
 
 var logsSignal = signal[plog.Logs]{
@@ -105,4 +110,5 @@ var logsSignal = signal[plog.Logs]{
 	splitBySize: splitLogsBySize,
 	halve:       halveLogs,
 	merge:       mergeLogs,
+	marshal:     (&plog.ProtoMarshaler{}).MarshalLogs,
 }

@@ -43,7 +43,15 @@ var fakeKafkaType = component.MustNewType("kafka")
 // their context carries (testCall.token).
 var tokenMemberType = component.MustNewType("tokenmember")
 
-func init() { typesTakingTokens[tokenMemberType] = true }
+// severalMemberType registers the test double as a member type that writes
+// a metrics batch in several inserts, as clickhouse members do.
+var severalMemberType = component.MustNewType("severalmember")
+
+func init() {
+	typesTakingTokens[tokenMemberType] = true
+	typesTakingTokens[severalMemberType] = true
+	typesWritingSeveral[severalMemberType] = map[string]bool{"metrics": true}
+}
 
 // testMemberConfig is the test double's config.
 type testMemberConfig struct {

@@ -39,8 +39,8 @@ const (
 	// insert_deduplication_token its ClickHouse inserts carried, so that a
 	// replay of the record is dropped by ClickHouse if the live insert was
 	// committed after all. A part of a batch (split to fit a record,
-	// isolated from refused items) has a token derived from the batch's, the
-	// same way every time. Absent from records parked without a token (older
+	// isolated from refused items) has the batch's token, "~" and a hash of
+	// the part's content. Absent from records parked without a token (older
 	// versions, groups with tokens off).
 	KeyDedupToken = "otelcol-failover-dedup-token" //nolint:gosec // G101: a header's name, not a credential
 )
@@ -152,6 +152,15 @@ func DedupToken(md client.Metadata) string {
 		return v[0]
 	}
 	return ""
+}
+
+// WithoutDedupToken returns a context whose client metadata is ctx's without
+// the deduplication token: for data the token no longer stands for.
+func WithoutDedupToken(ctx context.Context) context.Context {
+	info, md := copyMetadata(ctx)
+	delete(md, KeyDedupToken)
+	info.Metadata = client.NewMetadata(md)
+	return client.NewContext(ctx, info)
 }
 
 // WithDedupToken returns a context whose client metadata is ctx's with the
