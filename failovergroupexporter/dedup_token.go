@@ -36,7 +36,7 @@ import (
 //
 // A generated token is formatted only when it is needed as text (a DLQ
 // stamp): the healthy path writes it into a reused buffer (tokenSlot)
-// without allocating.
+// and allocates only the call's own small context.
 type dedupToken struct {
 	// given is a token the data came with (a replayed record's header);
 	// empty for one this process generated.
