@@ -349,32 +349,41 @@ members:
 }
 
 // The clickhouse exporter writes a metrics batch in one insert per metric
-// type: a refusal may come after other tables took their part, so the
-// batch is not halved (its halves would write those parts again under other
-// tokens); it moves on whole. Its traces are one insert: halved.
+// type: a refusal of a batch of several types may come after other tables
+// took their part, so the batch is not halved (its halves would write those
+// parts again under other tokens); it moves on whole. A batch of one type is
+// one insert, and is halved like traces and logs.
 func TestSeveralInsertsAreNotIsolated(t *testing.T) {
-	forEachSignal(t, func(t *testing.T, sig signalCase) {
-		h := newHarness(t, sig, `
+	refuseBad := func(_ context.Context, ids []string) result {
+		if slices.Contains(ids, "bad") {
+			return fail(errBadData)
+		}
+		return succeed()
+	}
+	const doc = `
 members:
   - severalmember/live:
   - testmember/dlq:
-`)
+`
+	forEachSignal(t, func(t *testing.T, sig signalCase) {
+		h := newHarness(t, sig, doc)
 		h.waitReady()
-		h.member("live").set(func(_ context.Context, ids []string) result {
-			if slices.Contains(ids, "bad") {
-				return fail(errBadData)
-			}
-			return succeed()
-		})
+		h.member("live").set(refuseBad)
 		require.NoError(t, h.send("a", "b", "c", "bad"))
-		calls, dlq := h.member("live").callList(), h.member("dlq").receivedIDs()
-		if sig.name == "metrics" {
-			assert.Len(t, calls, 1, "not halved")
-			assert.Equal(t, []string{"a", "b", "c", "bad"}, dlq, "moves on whole")
-			return
-		}
-		assert.Len(t, calls, 5, "halved")
-		assert.Equal(t, []string{"bad"}, dlq)
+		assert.Len(t, h.member("live").callList(), 5, "one insert: halved")
+		assert.Equal(t, []string{"bad"}, h.member("dlq").receivedIDs())
+	})
+	t.Run("metrics of two types", func(t *testing.T) {
+		h := newHarness(t, allSignals[1], doc)
+		h.waitReady()
+		h.member("live").set(refuseBad)
+		md := makeMetrics("a", "b", "c", "bad")
+		sum := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+		sum.SetName("test.sum")
+		sum.SetEmptySum().DataPoints().AppendEmpty().SetIntValue(1)
+		require.NoError(t, h.exp.(metricsGroup).ConsumeMetrics(t.Context(), md))
+		assert.Len(t, h.member("live").callList(), 1, "two inserts: not halved")
+		assert.Equal(t, []string{"a", "b", "c", "bad"}, h.member("dlq").receivedIDs(), "moves on whole")
 	})
 }
 

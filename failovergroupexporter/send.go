@@ -114,17 +114,21 @@ func (c *calls[T]) consume(data T, tok dedupToken) error {
 
 // isolatable: the member refused the whole batch, at once, as bad data, and
 // the batch has more than one item. A refusal joined from several results
-// (a kafka member writing several records), or from a member that writes a
+// (a kafka member writing several records), or from a member that wrote the
 // batch in several inserts (the clickhouse exporter inserts each metric type
 // into its own table, and joins their errors one by one, so that one failed
 // table looks like one result), may come after part of the batch was
 // written: sending halves again would write that part again, under other
-// tokens, so ClickHouse could not drop it.
+// tokens, so ClickHouse could not drop it. A refusal made before anything
+// is written (the exporter's check of metric types) is isolatable.
 func (g *group[T]) isolatable(m *member[T], err error, data T) bool {
 	if _, partial := g.sig.failedPart(err); partial {
 		return false
 	}
-	return errclass.IsPermanent(err) && g.sig.items(data) > 1 && !m.writesSeveral && !severalResults(err)
+	if !errclass.IsPermanent(err) || g.sig.items(data) < 2 || severalResults(err) {
+		return false
+	}
+	return !m.writesSeveral || g.sig.kinds(data) < 2 || errclass.RefusedBeforeWriting(err)
 }
 
 // severalResults reports whether err joins more than one error.

@@ -39,6 +39,30 @@ type signal[T any] struct {
 	// marshal encodes a batch as OTLP protobuf: the content a part's
 	// deduplication token is derived from (partToken).
 	marshal func(T) ([]byte, error)
+	// kinds is how many kinds of items a batch holds that a member may
+	// write apart (metric types: the clickhouse exporter writes one table
+	// per type); 1 for traces and logs.
+	kinds func(T) int
+}
+
+func oneKind[T any](T) int { return 1 }
+
+// metricTypes counts the metric types (gauge, sum, histogram, exponential
+// histogram, summary) a batch holds.
+func metricTypes(md pmetric.Metrics) int {
+	var seen [8]bool
+	n := 0
+	for _, rm := range md.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				if t := m.Type(); t != pmetric.MetricTypeEmpty && int(t) < len(seen) && !seen[t] {
+					seen[t] = true
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
 
 var tracesSignal = signal[ptrace.Traces]{
@@ -63,6 +87,7 @@ var tracesSignal = signal[ptrace.Traces]{
 	halve:       halveTraces,
 	merge:       mergeTraces,
 	marshal:     (&ptrace.ProtoMarshaler{}).MarshalTraces,
+	kinds:       oneKind[ptrace.Traces],
 }
 
 var metricsSignal = signal[pmetric.Metrics]{
@@ -87,6 +112,7 @@ var metricsSignal = signal[pmetric.Metrics]{
 	halve:       halveMetrics,
 	merge:       mergeMetrics,
 	marshal:     (&pmetric.ProtoMarshaler{}).MarshalMetrics,
+	kinds:       metricTypes,
 }
 
 var logsSignal = signal[plog.Logs]{
@@ -111,4 +137,5 @@ var logsSignal = signal[plog.Logs]{
 	halve:       halveLogs,
 	merge:       mergeLogs,
 	marshal:     (&plog.ProtoMarshaler{}).MarshalLogs,
+	kinds:       oneKind[plog.Logs],
 }

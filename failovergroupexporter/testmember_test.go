@@ -411,6 +411,9 @@ func metricsIDs(md pmetric.Metrics) []string {
 	for _, rm := range md.ResourceMetrics().All() {
 		for _, sm := range rm.ScopeMetrics().All() {
 			for _, m := range sm.Metrics().All() {
+				if m.Type() != pmetric.MetricTypeGauge {
+					continue // items with ids are gauge points
+				}
 				for _, dp := range m.Gauge().DataPoints().All() {
 					v, _ := dp.Attributes().Get(idKey)
 					ids = append(ids, v.AsString())

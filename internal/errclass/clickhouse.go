@@ -55,6 +55,13 @@ var clickHouseRefusals = []struct{ text, reason string }{
 	{"unsupported metrics type", "clickhouse_metrics_type_unsupported"},
 }
 
+// RefusedBeforeWriting reports whether err is a refusal the clickhouse
+// exporter makes before it writes any of the batch (clickHouseRefusals).
+func RefusedBeforeWriting(err error) bool {
+	_, ok := clickHouseRefusal(err)
+	return ok
+}
+
 func clickHouseRefusal(err error) (Verdict, bool) {
 	msg := err.Error()
 	for _, r := range clickHouseRefusals {
