@@ -8,7 +8,7 @@
 # users build it.
 #
 # The build context is a staging directory holding only what the image
-# contains (binary, CA bundle, passwd/group, default config, an empty
+# contains (binaries, CA bundle, passwd/group, default config, an empty
 # directory), so nothing else of the checkout is sent to the engine and no
 # base image is pulled (distribution/Containerfile is FROM scratch).
 #
@@ -24,6 +24,8 @@
 #   CA_BUNDLE         default /etc/ssl/certs/ca-certificates.crt (Debian's
 #                     ca-certificates package).
 #   STAGING_DIR       default bin/image-context next to the binary.
+#   DLQ_BINARY        the dlq tool (cmd/dlq); default: dlq next to the
+#                     collector binary (`make build` builds both).
 #
 # It prints the image id on its last line.
 set -euo pipefail
@@ -35,6 +37,8 @@ repo=$(cd "$here/../.." && pwd)
 collector=$1
 [[ -x $collector ]] || { echo "build.sh: $collector is not an executable: run \`make build\` first" >&2; exit 1; }
 collector=$(cd "$(dirname "$collector")" && pwd)/$(basename "$collector")
+dlq=${DLQ_BINARY:-$(dirname "$collector")/dlq}
+[[ -x $dlq ]] || { echo "build.sh: $dlq is not an executable: run \`make build\` first (it builds bin/dlq) or set DLQ_BINARY" >&2; exit 1; }
 
 version=$("$collector" --version | awk '{print $NF}')
 [[ -n $version ]] || { echo "build.sh: $collector --version printed no version" >&2; exit 1; }
@@ -63,7 +67,8 @@ staging=${STAGING_DIR:-$(dirname "$collector")/image-context}
 rm -rf "$staging"
 mkdir -p "$staging/empty"
 cp "$collector" "$staging/otelcol-failover"
-chmod 0755 "$staging/otelcol-failover"
+cp "$dlq" "$staging/dlq"
+chmod 0755 "$staging/otelcol-failover" "$staging/dlq"
 cp "$ca" "$staging/ca-certificates.crt"
 cp "$here/passwd" "$here/group" "$here/config.yaml" "$staging/"
 chmod 0644 "$staging/ca-certificates.crt" "$staging/passwd" "$staging/group" "$staging/config.yaml"

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -176,6 +177,9 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 	}
 	lost := int64(len(loadgen.AllSignals))*want - inCH
 	changes := stateChanges(col.LogPath)
+	// The DLQ as an operator sees it after the drain, with bin/dlq and the
+	// collector's own config; read while Kafka still runs.
+	dlqStats := runDLQStats(ctx, root, kafka.Addr)
 	shutdown()
 
 	fmt.Println()
@@ -206,6 +210,9 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 		fmt.Printf("│   %+6.1fs  %-22s %-17s %s\n", c.at.Sub(began).Seconds(), c.group, c.member, c.what)
 	}
 	fmt.Println("└─────────────────────────────────────────────────────────────────────")
+	fmt.Println()
+	fmt.Println("bin/dlq stats --config testdata/otelcol-failover.yaml  (the DLQ after the drain: lag 0)")
+	fmt.Print(dlqStats)
 	if lost != 0 || dups != 0 {
 		say("logs kept in %s", dir)
 		return 1
@@ -214,6 +221,20 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 		_ = os.RemoveAll(dir)
 	}
 	return 0
+}
+
+// runDLQStats runs `bin/dlq stats` on the reference configuration against
+// the demo's Kafka and returns its output (or why it failed).
+func runDLQStats(ctx context.Context, root, brokers string) string {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "bin", "dlq"), "stats", "--config", filepath.Join(root, "testdata", "otelcol-failover.yaml"))
+	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+brokers)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("%s(dlq stats failed: %v)\n", out, err)
+	}
+	return string(out)
 }
 
 // counts are the items the groups' members took, from the collector's
