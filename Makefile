@@ -13,6 +13,7 @@ GOLANGCI_LINT := $(TOOLS_BIN)/golangci-lint
 COMPONENTS   := failovergroupexporter dlqroutingconnector
 DIST_DIR     := $(ROOT)/distribution/build
 COLLECTOR    := $(BIN_DIR)/otelcol-failover
+DLQ          := $(BIN_DIR)/dlq
 OTELCOL_VERSION := v0.155.0
 
 GIT_SHA      := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -28,21 +29,23 @@ all: build
 help:
 	@echo "make demo           outage, failover and replay on local ClickHouse and Kafka"
 	@echo "make bench          load benchmarks of the binary, written to BENCHMARKS.md"
-	@echo "make build          build bin/otelcol-failover with ocb (pinned)"
+	@echo "make build          build bin/otelcol-failover with ocb (pinned) and bin/dlq"
 	@echo "make image          container image otelcol-failover:<version> and :latest (podman or docker)"
 	@echo "make test           lint, check generated code, build everything, run every test"
-	@echo "make lint           gofmt, go vet and golangci-lint (pinned)"
+	@echo "make lint           gofmt, go vet, golangci-lint (pinned), promtool on deploy/monitoring"
 	@echo "make generate       regenerate mdatagen code"
 	@echo "make devservers     build bin/devclickhouse and bin/devkafka"
 
 ## System packages the build and tests need: gcc (cgo, race detector), npm
-## (fetches libchdb.so for the local ClickHouse), git, and for the image test a
+## (fetches libchdb.so for the local ClickHouse), git, prometheus (the server
+## and promtool: deploy/monitoring's rules are checked by lint and the
+## monitoring tests run a real Prometheus), and for the image test a
 ## container engine: podman with runc (crun, podman's other runtime, fails on
 ## hosts with hybrid cgroups), unless podman or a running Docker engine is
 ## already there. Installed with apt-get when missing and running as root;
 ## otherwise say what to install.
 CONTAINER_TOOLS = $(shell command -v podman >/dev/null 2>&1 || docker info >/dev/null 2>&1 || echo podman runc)
-SYSTEM_TOOLS = gcc npm git $(CONTAINER_TOOLS)
+SYSTEM_TOOLS = gcc npm git prometheus $(CONTAINER_TOOLS)
 deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
@@ -68,7 +71,7 @@ $(MDATAGEN): tools/go.mod tools/go.sum
 ## Distribution: ocb generates distribution/build (ignored) and we compile it
 ## with the version stamped in, so `otelcol-failover --version` names the commit.
 ## ocb's get-modules step (`go mod tidy`) is replaced by distribution/gomod.sh,
-## which says why.
+## which says why. bin/dlq (cmd/dlq, the DLQ tool) is built from this module.
 build: $(OCB)
 	@mkdir -p $(BIN_DIR) $(DIST_DIR)
 	sed -e 's|^  version: .*|  version: $(VERSION)|' builder-config.yaml > $(DIST_DIR)/.builder-config.yaml
@@ -77,6 +80,7 @@ build: $(OCB)
 	cd $(DIST_DIR) && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(COLLECTOR) .
 	distribution/gomod.sh check builder-config.yaml $(DIST_DIR)
 	@$(COLLECTOR) --version
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w -X main.version=$(VERSION)' -o $(DLQ) ./cmd/dlq
 
 ## Container image (distribution/Containerfile): the static binary on an empty
 ## base, non-root (10001), CA bundle, default config; nothing is pulled. Built
@@ -111,13 +115,17 @@ check-generate: $(MDATAGEN)
 $(GOLANGCI_LINT): tools/lint/go.mod tools/lint/go.sum
 	cd tools/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
-## gofmt, go vet, then golangci-lint (.golangci.yml) on the root module.
+## gofmt, go vet, then golangci-lint (.golangci.yml) on the root module, then
+## promtool on the alert rules and their unit tests (deploy/monitoring).
 lint: $(GOLANGCI_LINT)
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './distribution/build/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$(MAKE) -C devservers vet
 	$(GOLANGCI_LINT) run ./...
+	@command -v promtool >/dev/null || { echo "promtool not found: run make deps (Debian's prometheus package)"; exit 1; }
+	promtool check rules deploy/monitoring/alerts.yaml
+	promtool test rules deploy/monitoring/alerts_test.yaml
 
 devservers:
 	$(MAKE) -C devservers all BIN_DIR=$(BIN_DIR)
