@@ -31,6 +31,9 @@ import (
 //   - replicated and shared tables, and tables with a window, are left as
 //     they are.
 
+// msgTablesNotChecked is logged when the step cannot read the tables.
+const msgTablesNotChecked = "Could not check whether the member's tables honor deduplication tokens"
+
 // tableSetupTimeout bounds the schema step of one member start.
 const tableSetupTimeout = 10 * time.Second
 
@@ -142,7 +145,7 @@ func (s *tableSetup) alterStatement(table string) string {
 func (s *tableSetup) run(ctx context.Context, logger *zap.Logger) {
 	conn, err := clickhouse.Open(s.opt)
 	if err != nil {
-		logger.Warn("Could not check whether the member's tables honor deduplication tokens", zap.Error(err))
+		logger.Warn(msgTablesNotChecked, zap.Error(err))
 		return
 	}
 	defer conn.Close()
@@ -154,14 +157,14 @@ func (s *tableSetup) run(ctx context.Context, logger *zap.Logger) {
 	}
 	rows, err := conn.Query(ctx, "SELECT name, engine, engine_full FROM system.tables WHERE database = ? AND name IN ?", s.db, s.tables)
 	if err != nil {
-		logger.Warn("Could not check whether the member's tables honor deduplication tokens", zap.Error(err))
+		logger.Warn(msgTablesNotChecked, zap.Error(err))
 		return
 	}
 	var tables []tableInfo
 	for rows.Next() {
 		var t tableInfo
 		if err := rows.Scan(&t.name, &t.engine, &t.engineFull); err != nil {
-			logger.Warn("Could not check whether the member's tables honor deduplication tokens", zap.Error(err))
+			logger.Warn(msgTablesNotChecked, zap.Error(err))
 			rows.Close()
 			return
 		}
@@ -169,7 +172,7 @@ func (s *tableSetup) run(ctx context.Context, logger *zap.Logger) {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		logger.Warn("Could not check whether the member's tables honor deduplication tokens", zap.Error(err))
+		logger.Warn(msgTablesNotChecked, zap.Error(err))
 		return
 	}
 	for _, t := range tables {

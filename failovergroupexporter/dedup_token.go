@@ -112,7 +112,7 @@ func (g *group[T]) partToken(tok dedupToken, data T) dedupToken {
 	return tok
 }
 
-// tokenOf returns the token of a batch entering the group: the one its
+// giveToken sets the token of a batch entering the group: the one its
 // client metadata carries (a replayed record's header: the token it was
 // parked with), else a new one when the group gives tokens. Data replayed
 // without a token (parked by a version without tokens) gets none: ClickHouse
@@ -127,17 +127,22 @@ func (g *group[T]) partToken(tok dedupToken, data T) dedupToken {
 // (tokens off, or its queue merged or split what came with it): it no
 // longer stands for this data and must not travel on with it (a DLQ or
 // poison record, parts of it).
-func (g *group[T]) tokenOf(ctx context.Context) (tok dedupToken, stale bool) {
+//
+// The loop guard's answer, when this asks the same question (did the data
+// come from a DLQ?), is kept in d: it is not asked twice per batch.
+func (g *group[T]) giveToken(ctx context.Context, d *delivery[T]) (stale bool) {
 	md := client.FromContext(ctx).Metadata
 	given := dlqmeta.DedupToken(md)
-	if !g.cfg.Deduplication.Tokens || (given != "" && g.regroups) {
-		return dedupToken{}, given != ""
+	switch {
+	case !g.cfg.Deduplication.Tokens || (given != "" && g.regroups):
+		return given != ""
+	case given != "":
+		d.token = dedupToken{given: given}
+	case g.takesTokens:
+		d.replayedValue, d.replayedKnown = dlqmeta.Replayed(md, g.dlqTopics, true), true
+		if !d.replayedValue {
+			d.token = newDedupToken()
+		}
 	}
-	if given != "" {
-		return dedupToken{given: given}, false
-	}
-	if !g.takesTokens || dlqmeta.Replayed(md, g.dlqTopics, true) {
-		return dedupToken{}, false
-	}
-	return newDedupToken(), false
+	return false
 }

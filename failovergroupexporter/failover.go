@@ -21,13 +21,13 @@ import (
 // metadata; only when no member is left does an error go back upstream.
 //
 // The healthy path (the first member admits and takes the batch) allocates
-// nothing of its own when the member bounds its calls itself.
+// nothing of its own when the member bounds its calls itself, but the
+// context that carries a clickhouse member's deduplication token.
 func (g *group[T]) push(ctx context.Context, data T) error {
-	tok, stale := g.tokenOf(ctx)
-	if stale {
+	d := delivery[T]{data: data, onlyBadData: true}
+	if stale := g.giveToken(ctx, &d); stale {
 		ctx = dlqmeta.WithoutDedupToken(ctx)
 	}
-	d := delivery[T]{data: data, onlyBadData: true, token: tok}
 	for i, m := range g.members {
 		hasNext := i < len(g.members)-1
 		if m.cfg.deadLetter && g.replayed(ctx, &d) {

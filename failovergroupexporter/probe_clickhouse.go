@@ -53,7 +53,7 @@ func clickHouseOptions(cfg *clickhouseexporter.Config) (*clickhouse.Options, err
 	u, err := url.Parse(cfg.Endpoint)
 	if err != nil {
 		// url.Parse's error quotes the endpoint, credentials included.
-		return nil, errors.New("clickhouse probe: endpoint is not a URL")
+		return nil, errors.New("clickhouse member: endpoint is not a URL")
 	}
 	q := u.Query()
 	for k, v := range cfg.ConnectionParams {
@@ -69,12 +69,12 @@ func clickHouseOptions(cfg *clickhouseexporter.Config) (*clickhouse.Options, err
 	opt, err := clickhouse.ParseDSN(u.String())
 	if err != nil {
 		// ParseDSN's error may quote the DSN, credentials included.
-		return nil, errors.New("clickhouse probe: endpoint or connection_params cannot be parsed")
+		return nil, errors.New("clickhouse member: endpoint or connection_params cannot be parsed")
 	}
 	opt.MaxOpenConns, opt.MaxIdleConns = 1, 1
 	if cfg.TLS.CertFile != "" || cfg.TLS.KeyFile != "" || cfg.TLS.CAFile != "" || cfg.TLS.ServerName != "" || cfg.TLS.InsecureSkipVerify {
 		if opt.TLS, err = cfg.TLS.LoadTLSConfig(context.Background()); err != nil {
-			return nil, fmt.Errorf("clickhouse probe: tls: %w", err)
+			return nil, fmt.Errorf("clickhouse member: tls: %w", err)
 		}
 	}
 	return opt, nil

@@ -20,11 +20,6 @@ import (
 // scenarios used to end with duplicate rows (up to 12,500 after a crash
 // mid-replay); they must end with none, and nothing lost.
 
-// signalTopics are the reference configuration's DLQ topics by signal.
-var signalTopics = map[loadgen.Signal]string{
-	loadgen.Traces: "otlp_spans_dlq", loadgen.Metrics: "otlp_metrics_dlq", loadgen.Logs: "otlp_logs_dlq",
-}
-
 // requireNoDuplicates fails the test if any signal has duplicate rows.
 func requireNoDuplicates(t *testing.T, dups map[loadgen.Signal]int64) {
 	t.Helper()
@@ -102,7 +97,7 @@ func TestExactlyOnceAfterKillMidReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		topic := signalTopics[s]
+		topic := dlqTopic(s)
 		committed, err := e.kafka.Committed(ctx, replayGroups[topic], topic)
 		if err != nil {
 			t.Fatal(err)
