@@ -6,6 +6,7 @@ package dlqroutingconnector
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"go.opentelemetry.io/collector/pipeline"
@@ -35,6 +36,9 @@ type Config struct {
 	// that the kafka receiver attaches to each record.
 	Match MatchConfig `mapstructure:"match"`
 
+	// Replay paces the data going to the replay pipelines (replay_pace.go).
+	Replay ReplayConfig `mapstructure:"replay"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -57,8 +61,28 @@ type MatchConfig struct {
 	_ struct{}
 }
 
+// ReplayConfig paces the replay, so that draining the DLQ leaves room for
+// the live data.
+type ReplayConfig struct {
+	// MaxItemsPerSecond caps the items (spans, data points, log records)
+	// this connector hands to the replay pipelines per second, over all
+	// partitions of its signal. 0: no limit (the default: the DLQ drains as
+	// fast as ClickHouse takes it).
+	MaxItemsPerSecond float64 `mapstructure:"max_items_per_second"`
+
+	// HoldWhileFailingOver holds replayed data back while a failover_group
+	// of this collector that has a dead-letter member (a live group) is
+	// failing over: its first member's breaker is open or the member is not
+	// started, or it parked data in the last second. Default true: a ClickHouse that just came
+	// back, or is straining, gets the live data first.
+	HoldWhileFailingOver bool `mapstructure:"hold_while_failing_over"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
 func createDefaultConfig() *Config {
-	return &Config{Match: MatchConfig{DLQHeader: true}}
+	return &Config{Match: MatchConfig{DLQHeader: true}, Replay: ReplayConfig{HoldWhileFailingOver: true}}
 }
 
 // Configuration errors; each message names the key at fault (first) and
@@ -69,6 +93,7 @@ var (
 	errSharedPipeline    = errors.New("must not be shared between two lists")
 	errUnsupportedSignal = errors.New("signal is not supported; dlq_routing routes traces, metrics and logs")
 	errEmptyTopic        = errors.New("topic name is empty; remove the entry or name the DLQ topic")
+	errBadRate           = errors.New("must be a number of items per second, 0 or more (0: no limit)")
 	errNoMatch           = fmt.Errorf("no criterion is configured, so no data would ever be recognized as replayed; "+
 		"set match::topics to the DLQ topic(s) the kafka receiver reads, and/or set match::dlq_header to true (matches the %q metadata that failover_group stamps)",
 		dlqmeta.KeyGroup)
@@ -118,6 +143,9 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("match::topics: topic %q %w", t, errListedTwice))
 		}
 		seenTopic[t] = true
+	}
+	if r := cfg.Replay.MaxItemsPerSecond; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		errs = append(errs, fmt.Errorf("replay::max_items_per_second: %w, got %v", errBadRate, r))
 	}
 	if len(cfg.Match.Topics) == 0 && !cfg.Match.DLQHeader {
 		errs = append(errs, fmt.Errorf("match: %w", errNoMatch))

@@ -44,6 +44,8 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, []pipeline.ID{pipeline.NewIDWithName(pipeline.SignalTraces, "poison")}, cfg.PoisonPipelines)
 	assert.Equal(t, []string{"otlp_spans_dlq", "otlp_logs_dlq"}, cfg.Match.Topics)
 	assert.False(t, cfg.Match.DLQHeader)
+	assert.InDelta(t, 20000.0, cfg.Replay.MaxItemsPerSecond, 0)
+	assert.False(t, cfg.Replay.HoldWhileFailingOver)
 
 	minimal, err := loadConfig(t, "minimal")
 	require.NoError(t, err)
@@ -52,6 +54,8 @@ func TestLoadConfig(t *testing.T) {
 	assert.Empty(t, minimal.Match.Topics)
 	assert.Empty(t, minimal.DefaultPipelines)
 	assert.Empty(t, minimal.PoisonPipelines)
+	assert.True(t, minimal.Replay.HoldWhileFailingOver, "replay::hold_while_failing_over defaults to true")
+	assert.Zero(t, minimal.Replay.MaxItemsPerSecond, "replay::max_items_per_second defaults to no limit")
 }
 
 func TestDefaultConfigIsRefusedUntilReplayPipelinesAreSet(t *testing.T) {
@@ -78,6 +82,7 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"blank_topic", "match::topics[1]", errEmptyTopic},
 		{"topic_twice", "match::topics", errListedTwice},
 		{"profiles", "replay_pipelines", errUnsupportedSignal},
+		{"negative_rate", "replay::max_items_per_second", errBadRate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -103,6 +103,10 @@ type router[C signalConsumer, D signalData] struct {
 	// consumers a copy) and the poison pipelines receive it unchanged.
 	protectReplayInput bool
 
+	// pace holds replayed data back while the live side fails over and
+	// caps its rate (replay_pace.go).
+	pace *pacer
+
 	telemetry *metadata.TelemetryBuilder
 	// stall reports, once per change, the partitions whose permanently
 	// rejected replay data cannot be kept (poison_stall.go).
@@ -149,6 +153,7 @@ func newRouter[C signalConsumer, D signalData](
 		id:        set.ID,
 		topics:    slices.Clone(cfg.Match.Topics),
 		dlqHeader: cfg.Match.DLQHeader,
+		pace:      newPacer(set.ID.String(), cfg.Replay, set.Logger),
 	}
 	var err error
 	if r.replay, err = resolve("replay_pipelines", replayIDs); err != nil {
@@ -203,6 +208,7 @@ func ofSignal(ids []pipeline.ID, signal pipeline.Signal) []pipeline.ID {
 }
 
 func (r *router[C, D]) shutdown() {
+	r.pace.shutdown()
 	r.telemetry.Shutdown()
 }
 
@@ -255,6 +261,9 @@ func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data
 		data = s.refused
 	}
 	n := int64(r.ops.count(data))
+	if err := r.pace.admit(ctx, int(n)); err != nil {
+		return retryable(err)
+	}
 	if r.protectReplayInput {
 		markReadOnly(data)
 	}
