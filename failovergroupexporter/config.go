@@ -60,6 +60,11 @@ type Config struct {
 	// setting that makes ClickHouse honor them (dedup_schema.go).
 	Deduplication DeduplicationConfig `mapstructure:"deduplication"`
 
+	// DeadLetterBatch merges batches that go to a dead-letter member
+	// untried (the members before it passed them by) into larger DLQ
+	// records, which replay as larger inserts (park_batch.go).
+	DeadLetterBatch DeadLetterBatchConfig `mapstructure:"dead_letter_batch"`
+
 	// QueueConfig and BackOffConfig are the group's own exporterhelper queue
 	// and retry, in front of the failover decision. Off by default: the group
 	// answers synchronously, so a receiver sees an error when every member
@@ -76,6 +81,17 @@ type Config struct {
 	// probes picks a member's probe; nil means probeFor. Tests give probes
 	// that fail on command, or none to count batches alone.
 	probes func(mc *MemberConfig, signals []string) (destinationProbe, string)
+}
+
+// DeadLetterBatchConfig configures the merging of batches into DLQ records.
+type DeadLetterBatchConfig struct {
+	// Linger is how long a DLQ record waits for more batches before it is
+	// written; the callers whose batches it holds wait with it. 0: off,
+	// every batch is a record of its own.
+	Linger time.Duration `mapstructure:"linger"`
+	// MaxItems writes a record as soon as it holds this many items (it is
+	// still cut to the member's record size limit).
+	MaxItems int `mapstructure:"max_items"`
 }
 
 // BreakerConfig configures each member's circuit breaker.
@@ -177,6 +193,7 @@ func createDefaultConfig(factories memberFactories, now func() time.Time) func()
 				Interval: time.Second,
 				Timeout:  500 * time.Millisecond,
 			},
+			DeadLetterBatch: DeadLetterBatchConfig{MaxItems: 10000},
 			Deduplication: DeduplicationConfig{
 				Tokens:      true,
 				TableWindow: defaultTableWindow,
@@ -208,10 +225,13 @@ func (c *Config) Unmarshal(conf *confmap.Conf) error {
 	if err := confmap.NewFromStringMap(rest).Unmarshal((*plainConfig)(c)); err != nil {
 		return err
 	}
-	if c.QueueConfig.HasValue() {
+	if c.QueueConfig.HasValue() && !c.QueueConfig.Get().WaitForResult {
 		// A queued batch waits until a member takes it: exporterhelper's
 		// retry with no time limit (max_elapsed_time 0 means never stop),
-		// unless the user set those keys (Validate then explains).
+		// unless the user set those keys (Validate then explains). With
+		// wait_for_result the clients wait for the answer and keep their
+		// data: a failure goes back to them, as without a queue, so retry
+		// stays off unless set (checkQueueRetry bounds it).
 		if !retrySet || !conf.IsSet("retry_on_failure::enabled") {
 			c.BackOffConfig.Enabled = true
 		}
@@ -270,6 +290,7 @@ func (c *Config) Validate() error {
 		atKey("member_start", c.MemberStart.validate()),
 		atKey("probe", c.Probe.validate()),
 		atKey("deduplication", c.Deduplication.validate()),
+		atKey("dead_letter_batch", c.DeadLetterBatch.validate()),
 		c.checkQueueRetry())
 	return errors.Join(errs...)
 }
@@ -301,6 +322,16 @@ func (c *Config) checkQueueRetry() error {
 	if !c.QueueConfig.HasValue() {
 		return nil
 	}
+	if c.QueueConfig.Get().WaitForResult {
+		// The queue holds no data of its own: each client waits for its
+		// batch's answer and sends it again after an error. A retry
+		// without end would keep a batch in the queue after its clients
+		// gave up and sent it again: the data would arrive twice.
+		if c.BackOffConfig.Enabled && c.BackOffConfig.MaxElapsedTime == 0 {
+			return atKey("retry_on_failure::max_elapsed_time", errWaitingQueueRetryUnbounded)
+		}
+		return nil
+	}
 	if !c.BackOffConfig.Enabled {
 		return atKey("retry_on_failure::enabled", errQueueWithoutRetry)
 	}
@@ -309,6 +340,23 @@ func (c *Config) checkQueueRetry() error {
 	}
 	return nil
 }
+
+func (b DeadLetterBatchConfig) validate() error {
+	var errs []error
+	if b.Linger < 0 {
+		errs = append(errs, atKey("linger", fmt.Errorf("%w (0 turns merging off), got %v", errNegative, b.Linger)))
+	}
+	if b.Linger > maxParkLinger {
+		errs = append(errs, atKey("linger", fmt.Errorf("%v: %w %v: every caller whose data is parked waits that long, and clients time out (an OTLP SDK after 10 s)", b.Linger, errLongerThan, maxParkLinger)))
+	}
+	if b.MaxItems < 1 {
+		errs = append(errs, atKey("max_items", fmt.Errorf("%w, got %d", errBelowOne, b.MaxItems)))
+	}
+	return errors.Join(errs...)
+}
+
+// maxParkLinger bounds dead_letter_batch::linger.
+const maxParkLinger = 5 * time.Second
 
 func (b BreakerConfig) validate() error {
 	var errs []error

@@ -24,11 +24,15 @@ var (
 	errBelowOne          = errors.New("must be at least 1")
 	errNegative          = errors.New("must not be negative")
 	errShorterThan       = errors.New("must not be shorter than")
+	errLongerThan        = errors.New("must not be longer than")
 	errNotBelow          = errors.New("must be shorter than")
 	errOnPermanentError  = errors.New(`must be "next_member" or "return"`)
 	errTimeoutBelowFloor = errors.New("shorter than the member can start with")
 	errQueueWithoutRetry = errors.New("a group sending_queue needs retry_on_failure: without it a batch is dropped the first time every member fails; " +
 		"remove `retry_on_failure: {enabled: false}` (with a queue the group retries until a member takes the data)")
+	errWaitingQueueRetryUnbounded = errors.New("0 (retry forever) with sending_queue::wait_for_result: the clients wait for each batch's answer and send it again after their own timeout, " +
+		"while the queue would still retry it: the data would be written twice; turn retry_on_failure off (the default with wait_for_result: a failure goes back to the clients, who keep the data) " +
+		"or set max_elapsed_time below your clients' timeout")
 	errQueueRetryBounded = errors.New("with a group sending_queue, a non-zero max_elapsed_time drops queued data once every member has been down that long; " +
 		"remove it or set it to 0 (retry until a member takes the data), and bound memory with sending_queue::queue_size instead")
 )

@@ -111,6 +111,7 @@ members:
 	assert.False(t, ch.QueueSettings.HasValue(), "clickhouse's own async queue is turned off")
 	assert.False(t, ch.Enabled, "clickhouse's own retries are turned off")
 	assert.Equal(t, 3*time.Second, ch.TimeoutSettings.Timeout, "timeout = attempt_timeout")
+	assert.Equal(t, "3s", ch.ConnectionParams["dial_timeout"], "dial_timeout = attempt_timeout: the native protocol dials outside the attempt's deadline")
 
 	grpc := cfg.Members[1].Config().(*otlpexporter.Config)
 	assert.False(t, grpc.QueueConfig.HasValue())
@@ -210,6 +211,9 @@ members:
       endpoint: "http://127.0.0.1:8123"
       timeout: 1s
       sending_queue: {enabled: false}
+      connection_params: {dial_timeout: 2s, read_timeout: 9s}
+  - clickhouse/c:
+      endpoint: "tcp://127.0.0.1:9000?dial_timeout=1s"
 `)
 	require.NoError(t, err, "a queue that waits for the result is synchronous; an explicit `enabled: false` is fine")
 	ch := cfg.Members[0].Config().(*clickhouseexporter.Config)
@@ -225,6 +229,10 @@ members:
 	assert.False(t, b.Enabled)
 	assert.Equal(t, time.Second, b.TimeoutSettings.Timeout)
 	assert.True(t, ownsDeadline(&cfg.Members[1], cfg.AttemptTimeout), "a shorter own timeout bounds the attempt too")
+	assert.Equal(t, map[string]string{"dial_timeout": "2s", "read_timeout": "9s"}, b.ConnectionParams, "the user's connection_params are kept")
+
+	c := cfg.Members[2].Config().(*clickhouseexporter.Config)
+	assert.NotContains(t, c.ConnectionParams, "dial_timeout", "a dial_timeout in the endpoint's DSN is kept (connection_params would override it)")
 }
 
 // TestInvalidConfigs: each invalid config is refused at the key at fault,

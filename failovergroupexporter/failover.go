@@ -16,9 +16,11 @@ import (
 // push is the failover decision, the one place where it is made. Members are
 // tried in order; each is passed by without I/O when it is a dead-letter
 // member and the data came from a DLQ (loop guard), when its breaker is open,
-// or when it is not started. Otherwise it gets one attempt (attempt). What a
-// member does not take moves on to the next member, stamped with DLQ
-// metadata; only when no member is left does an error go back upstream.
+// or when it is not started. Otherwise it gets one attempt (attempt), or, for
+// a dead-letter member with dead_letter_batch and data no member tried, a
+// place in a merged DLQ record (park_batch.go). What a member does not take
+// moves on to the next member, stamped with DLQ metadata; only when no member
+// is left does an error go back upstream.
 //
 // The healthy path (the first member admits and takes the batch) allocates
 // nothing of its own when the member bounds its calls itself, but the
@@ -33,6 +35,17 @@ func (g *group[T]) push(ctx context.Context, data T) error {
 		if m.cfg.deadLetter && g.replayed(ctx, &d) {
 			g.passBy(ctx, m, &d, skipLoopGuard, hasNext)
 			continue
+		}
+		if m.park != nil && m.park.accepts(ctx, &d) {
+			switch g.parkInto(ctx, m, &d, hasNext) {
+			case taken:
+				return nil
+			case gaveUp:
+				d.notTried(g.members[i+1:], ctx.Err())
+				return g.exhausted(ctx, &d)
+			default:
+				continue
+			}
 		}
 		tk, admitted := m.breaker.allow() // closed: one atomic load
 		if !admitted {
@@ -81,6 +94,9 @@ type delivery[T any] struct {
 	failures []attemptFailure
 	// replayed caches the loop guard's answer for this batch.
 	replayedKnown, replayedValue bool
+	// tried: a member was called with the data (its token may be in
+	// ClickHouse): it is never merged into another record (park_batch.go).
+	tried bool
 }
 
 // miss records why a member did not take the data.
@@ -182,6 +198,7 @@ func (g *group[T]) attempt(ctx context.Context, m *member[T], tk ticket, d *deli
 	if !d.missed {
 		began = time.Now()
 	}
+	d.tried = true
 	err := g.send(attemptCtx, attempt[T]{base: stamped, m: m, exp: exp, began: began, budget: budget, token: d.token}, data)
 	took := time.Since(began)
 	cancel()
@@ -210,6 +227,9 @@ func (g *group[T]) settle(ctx context.Context, m *member[T], tk ticket, d *deliv
 		m.breaker.release(tk)
 	} else {
 		m.breaker.failure(tk)
+		if m.index == 0 {
+			g.primaryFailed()
+		}
 	}
 	failed, partial := g.sig.failedPart(err)
 	switch {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -48,6 +49,11 @@ type group[T any] struct {
 	// replay pipeline).
 	regroups   bool
 	exhaustion *exhaustionLog
+	// primaryFailedAt is when the first member last failed an attempt
+	// transiently (unix ns), and unregisterLive ends the group's part in
+	// the collector's live state (live_state.go).
+	primaryFailedAt atomic.Int64
+	unregisterLive  func()
 
 	statusMu   sync.Mutex
 	host       component.Host
@@ -74,6 +80,9 @@ func newGroup[T any](ctx context.Context, set exporter.Settings, cfg *Config, si
 			return nil, fmt.Errorf("members[%d] %s: %w", i, mc.id, err)
 		}
 		g.members = append(g.members, m)
+		if mc.deadLetter && cfg.DeadLetterBatch.Linger > 0 {
+			m.park = newParkBatcher(g, m, cfg.DeadLetterBatch)
+		}
 		if t, ok := mc.facts.topics[sig.name]; ok && mc.deadLetter {
 			g.dlqTopics = append(g.dlqTopics, t)
 		}
@@ -89,6 +98,7 @@ func (g *group[T]) Start(_ context.Context, host component.Host) error {
 	g.statusMu.Lock()
 	g.host = host
 	g.statusMu.Unlock()
+	g.unregisterLive = g.registerLive()
 	for _, m := range g.members {
 		m.start(memberHost{host: host, logger: m.logger})
 		m.dest.startProber(func(dests []*destination) *prober { return g.newProber(m, dests) })
@@ -150,6 +160,14 @@ func (g *group[T]) Shutdown(ctx context.Context) error {
 	g.statusMu.Lock()
 	g.stopping = true
 	g.statusMu.Unlock()
+	if g.unregisterLive != nil {
+		g.unregisterLive()
+	}
+	for _, m := range g.members {
+		if m.park != nil {
+			m.park.shutdown() // pending records go to their member first
+		}
+	}
 	var errs []error
 	for _, m := range g.members {
 		errs = append(errs, m.shutdown(ctx))

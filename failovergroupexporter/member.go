@@ -47,6 +47,9 @@ type member[T any] struct {
 	recordLimit    int
 	encodingFactor int
 	signal         string
+	// park merges untried batches into larger records (park_batch.go);
+	// nil unless the member is a dead letter and dead_letter_batch is on.
+	park *parkBatcher[T]
 	// dest is what the group's instances of this member share (one per
 	// signal): the breaker (breaker is dest.breaker) and the prober.
 	dest    *destination

@@ -5,6 +5,7 @@ package failovergroupexporter
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"time"
 
@@ -32,7 +33,13 @@ const kafkaAcksAll = -1
 //     as record headers (and, with a batching queue the user set, the batch
 //     partition keys too, as kafka requires);
 //   - producer::required_acks = all on kafka members: a parked record is
-//     the only copy of its data, so it must survive the loss of the leader.
+//     the only copy of its data, so it must survive the loss of the leader;
+//   - connection_params::dial_timeout = attempt_timeout on clickhouse
+//     members (unless the endpoint's DSN sets it): over the native protocol
+//     (tcp://) clickhouse-go bounds a new connection's handshake, and the
+//     wait for a pooled connection, by dial_timeout alone (30s by default),
+//     not by the attempt's deadline, so a hung ClickHouse would hold each
+//     attempt that dials for 30s instead of attempt_timeout.
 func groupOverrides(id component.ID, defaults, user *confmap.Conf, g groupSettings) map[string]any {
 	o := map[string]any{}
 	if defaults.IsSet("sending_queue") && !userSet(user, "sending_queue") {
@@ -45,6 +52,9 @@ func groupOverrides(id component.ID, defaults, user *confmap.Conf, g groupSettin
 	// (Validate names attempt_timeout), not the member's `timeout`.
 	if defaults.IsSet("timeout") && !userSet(user, "timeout") && g.attemptTimeout > 0 {
 		o["timeout"] = g.attemptTimeout.String()
+	}
+	if id.Type() == clickhouseType && g.attemptTimeout > 0 && !userSet(user, "connection_params::dial_timeout") && !endpointSets(user, "dial_timeout") {
+		o["connection_params"] = map[string]any{"dial_timeout": g.attemptTimeout.String()}
 	}
 	if id.Type() == kafkaType && defaults.IsSet("producer::required_acks") && !userSet(user, "producer::required_acks") {
 		o["producer"] = map[string]any{"required_acks": kafkaAcksAll}
@@ -114,4 +124,15 @@ func toStrings(v any) []string {
 		out = append(out, ss...)
 	}
 	return out
+}
+
+// endpointSets reports whether the member's endpoint (a clickhouse DSN)
+// sets the query parameter key.
+func endpointSets(user *confmap.Conf, key string) bool {
+	ep, ok := user.Get("endpoint").(string)
+	if !ok {
+		return false
+	}
+	u, err := url.Parse(ep)
+	return err == nil && u.Query().Has(key)
 }
