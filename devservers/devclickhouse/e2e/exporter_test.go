@@ -6,6 +6,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,13 +24,37 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// exporterConfig is the contrib clickhouse exporter's config against s, with
-// the schema created in database db, and its queue and retries off so every
-// call reports its own outcome.
-func exporterConfig(t testing.TB, s *server, db, compression string) *clickhouseexporter.Config {
+// The exporter reaches devclickhouse over either protocol.
+const (
+	overHTTP   = "http"
+	overNative = "native"
+)
+
+var protocols = []string{overHTTP, overNative}
+
+// endpoint is the exporter's endpoint for s over a protocol.
+func (s *server) endpoint(t testing.TB, protocol string) string {
+	t.Helper()
+	switch protocol {
+	case overHTTP:
+		return "http://" + s.addr
+	case overNative:
+		if s.native == "" {
+			t.Fatal("devclickhouse serves no native protocol (no --native-listen)")
+		}
+		return "tcp://" + s.native + "?dial_timeout=10s"
+	}
+	t.Fatalf("unknown protocol %q", protocol)
+	return ""
+}
+
+// exporterConfig is the contrib clickhouse exporter's config against s over
+// protocol, with the schema created in database db, and its queue and
+// retries off so every call reports its own outcome.
+func exporterConfig(t testing.TB, s *server, protocol, db, compression string) *clickhouseexporter.Config {
 	t.Helper()
 	cfg := clickhouseexporter.NewFactory().CreateDefaultConfig().(*clickhouseexporter.Config)
-	cfg.Endpoint = "http://" + s.addr
+	cfg.Endpoint = s.endpoint(t, protocol)
 	cfg.Database = db
 	cfg.CreateSchema = true
 	cfg.Compress = compression
@@ -250,66 +276,109 @@ func makeMetrics() pmetric.Metrics {
 
 // TestExporterAllSignals runs the unmodified contrib clickhouse exporter
 // (schema creation included) against devclickhouse for traces, logs and the
-// five metric types, with each compression clickhouse-go offers over HTTP
-// that ClickHouse frames (lz4, zstd) and none, and reads the rows back.
+// five metric types, over HTTP and over the native protocol, with each
+// compression clickhouse-go offers for them that ClickHouse frames (lz4,
+// zstd) and none, and reads the rows back over HTTP.
 func TestExporterAllSignals(t *testing.T) {
 	s := startServer(t, t.TempDir())
-	for _, compression := range []string{"lz4", "zstd", "none"} {
-		t.Run(compression, func(t *testing.T) {
-			ctx := context.Background()
-			db := fmt.Sprintf("otel_%s_%d", compression, dbSeq.Add(1))
-			const spans, logs = 250, 120
-
-			cfg := exporterConfig(t, s, db, compression)
-			texp := startTraces(t, cfg)
-			for batch := range 2 {
-				if err := texp.ConsumeTraces(ctx, makeTraces(spans/2, batch)); err != nil {
-					t.Fatalf("ConsumeTraces: %v", err)
-				}
-			}
-			lexp := startLogs(t, exporterConfig(t, s, db, compression))
-			if err := lexp.ConsumeLogs(ctx, makeLogs(logs)); err != nil {
-				t.Fatalf("ConsumeLogs: %v", err)
-			}
-			mexp := startMetrics(t, exporterConfig(t, s, db, compression))
-			if err := mexp.ConsumeMetrics(ctx, makeMetrics()); err != nil {
-				t.Fatalf("ConsumeMetrics: %v", err)
-			}
-
-			want := map[string]int{
-				"otel_traces":                        spans,
-				"otel_logs":                          logs,
-				"otel_metrics_gauge":                 metricPoints,
-				"otel_metrics_sum":                   metricPoints,
-				"otel_metrics_histogram":             metricPoints,
-				"otel_metrics_exponential_histogram": metricPoints,
-				"otel_metrics_summary":               metricPoints,
-			}
-			for table, n := range want {
-				if got := s.count(t, db+"."+table); got != n {
-					t.Errorf("%s.%s: %d rows, want %d", db, table, got, n)
-				}
-			}
-			// The exporter's materialized view fed the trace id table too.
-			if got := s.count(t, db+".otel_traces_trace_id_ts"); got == 0 {
-				t.Errorf("%s.otel_traces_trace_id_ts is empty", db)
-			}
-			// Values survive the round trip.
-			got := s.query(t, fmt.Sprintf("SELECT ServiceName, SpanAttributes['http.method'], length(Events.Name) FROM %s.otel_traces LIMIT 1", db))
-			if got != "svc-0\tGET\t1\n" && got != "svc-1\tGET\t1\n" {
-				t.Errorf("span row: %q", got)
-			}
-			got = s.query(t, fmt.Sprintf("SELECT Body FROM %s.otel_logs ORDER BY Body LIMIT 1", db))
-			// TabSeparated escapes quotes and tabs, as ClickHouse does.
-			if got != "log line 0 with \\'quotes\\' and \\ttabs\n" {
-				t.Errorf("log body: %q", got)
-			}
-			got = s.query(t, fmt.Sprintf("SELECT BucketCounts, ExplicitBounds FROM %s.otel_metrics_histogram LIMIT 1", db))
-			if got != "[1,2,3]\t[1,5]\n" {
-				t.Errorf("histogram row: %q", got)
-			}
-		})
+	for _, protocol := range protocols {
+		for _, compression := range []string{"lz4", "zstd", "none"} {
+			t.Run(protocol+"/"+compression, func(t *testing.T) {
+				exportAllSignals(t, s, protocol, compression)
+			})
+		}
 	}
+}
+
+func exportAllSignals(t *testing.T, s *server, protocol, compression string) {
+	ctx := context.Background()
+	db := fmt.Sprintf("otel_%s_%s_%d", protocol, compression, dbSeq.Add(1))
+	const spans, logs = 250, 120
+
+	texp := startTraces(t, exporterConfig(t, s, protocol, db, compression))
+	var sent []ptrace.Traces
+	for batch := range 2 {
+		td := makeTraces(spans/2, batch)
+		sent = append(sent, td)
+		if err := texp.ConsumeTraces(ctx, td); err != nil {
+			t.Fatalf("ConsumeTraces: %v", err)
+		}
+	}
+	lexp := startLogs(t, exporterConfig(t, s, protocol, db, compression))
+	if err := lexp.ConsumeLogs(ctx, makeLogs(logs)); err != nil {
+		t.Fatalf("ConsumeLogs: %v", err)
+	}
+	mexp := startMetrics(t, exporterConfig(t, s, protocol, db, compression))
+	if err := mexp.ConsumeMetrics(ctx, makeMetrics()); err != nil {
+		t.Fatalf("ConsumeMetrics: %v", err)
+	}
+
+	want := map[string]int{
+		"otel_traces":                        spans,
+		"otel_logs":                          logs,
+		"otel_metrics_gauge":                 metricPoints,
+		"otel_metrics_sum":                   metricPoints,
+		"otel_metrics_histogram":             metricPoints,
+		"otel_metrics_exponential_histogram": metricPoints,
+		"otel_metrics_summary":               metricPoints,
+	}
+	for table, n := range want {
+		if got := s.count(t, db+"."+table); got != n {
+			t.Errorf("%s.%s: %d rows, want %d", db, table, got, n)
+		}
+	}
+	// The exporter's materialized view fed the trace id table too.
+	if got := s.count(t, db+".otel_traces_trace_id_ts"); got == 0 {
+		t.Errorf("%s.otel_traces_trace_id_ts is empty", db)
+	}
+	// Every span arrived, under its own ids.
+	if got, want := s.query(t, fmt.Sprintf("SELECT TraceId, SpanId FROM %s.otel_traces ORDER BY TraceId, SpanId FORMAT TSV", db)), spanIDs(sent...); got != want {
+		t.Errorf("span ids differ: got %d lines, want %d", strings.Count(got, "\n"), strings.Count(want, "\n"))
+	}
+	// Each log line and each metric point once.
+	if got := s.query(t, fmt.Sprintf("SELECT uniqExact(Body) FROM %s.otel_logs", db)); got != fmt.Sprintf("%d\n", logs) {
+		t.Errorf("distinct log bodies: %q, want %d", got, logs)
+	}
+	for table := range want {
+		if !strings.HasPrefix(table, "otel_metrics_") {
+			continue
+		}
+		if got := s.query(t, fmt.Sprintf("SELECT arraySort(groupArray(Attributes['i'])) FROM %s.%s", db, table)); got != "['0','1','2','3','4']\n" {
+			t.Errorf("%s points: %q", table, got)
+		}
+	}
+	// Values survive the round trip.
+	got := s.query(t, fmt.Sprintf("SELECT ServiceName, SpanAttributes['http.method'], length(Events.Name) FROM %s.otel_traces LIMIT 1", db))
+	if got != "svc-0\tGET\t1\n" && got != "svc-1\tGET\t1\n" {
+		t.Errorf("span row: %q", got)
+	}
+	got = s.query(t, fmt.Sprintf("SELECT Body FROM %s.otel_logs ORDER BY Body LIMIT 1", db))
+	// TabSeparated escapes quotes and tabs, as ClickHouse does.
+	if got != "log line 0 with \\'quotes\\' and \\ttabs\n" {
+		t.Errorf("log body: %q", got)
+	}
+	got = s.query(t, fmt.Sprintf("SELECT BucketCounts, ExplicitBounds FROM %s.otel_metrics_histogram LIMIT 1", db))
+	if got != "[1,2,3]\t[1,5]\n" {
+		t.Errorf("histogram row: %q", got)
+	}
+}
+
+// spanIDs lists the trace and span ids of the spans in tds, as
+// "SELECT TraceId, SpanId ... ORDER BY TraceId, SpanId FORMAT TSV" shows
+// them.
+func spanIDs(tds ...ptrace.Traces) string {
+	var lines []string
+	for _, td := range tds {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					lines = append(lines, sp.TraceID().String()+"\t"+sp.SpanID().String()+"\n")
+				}
+			}
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "")
 }
 
 // TestRestartPersistence writes spans, restarts devclickhouse on the same
@@ -319,7 +388,7 @@ func TestRestartPersistence(t *testing.T) {
 	dir := t.TempDir()
 	s := startServer(t, dir)
 	ctx := context.Background()
-	cfg := exporterConfig(t, s, "otel", "lz4")
+	cfg := exporterConfig(t, s, overHTTP, "otel", "lz4")
 	exp, err := clickhouseexporter.NewFactory().CreateTraces(ctx, exporterSettings(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +411,7 @@ func TestRestartPersistence(t *testing.T) {
 	if got := s2.count(t, "otel.otel_traces"); got != 300 {
 		t.Fatalf("after restart: %d spans, want 300", got)
 	}
-	texp := startTraces(t, exporterConfig(t, s2, "otel", "lz4"))
+	texp := startTraces(t, exporterConfig(t, s2, overNative, "otel", "lz4"))
 	if err := texp.ConsumeTraces(ctx, makeTraces(50, 2)); err != nil {
 		t.Fatalf("ConsumeTraces after restart: %v", err)
 	}
@@ -353,23 +422,35 @@ func TestRestartPersistence(t *testing.T) {
 }
 
 // BenchmarkInsertTraces measures the clickhouse exporter's insert rate into
-// devclickhouse, in batches of 1000 spans (lz4, the exporter's default).
+// devclickhouse, in batches of 1000 spans (lz4, the exporter's default),
+// over HTTP and over the native protocol. Each iteration sends one batch
+// over each protocol, so that on a shared machine both meet the same load;
+// each gets its own figure (http-spans/s, native-spans/s), and ns/op is the
+// time of the pair.
 func BenchmarkInsertTraces(b *testing.B) {
 	s := startServer(b, b.TempDir())
-	exp := startTraces(b, exporterConfig(b, s, "bench", "lz4"))
 	ctx := context.Background()
 	const batch = 1000
 	td := makeTraces(batch, 3)
-	if err := exp.ConsumeTraces(ctx, td); err != nil { // schema warm-up
-		b.Fatal(err)
-	}
-	start := time.Now()
-	for b.Loop() {
-		if err := exp.ConsumeTraces(ctx, td); err != nil {
+	exps := make([]exporter.Traces, len(protocols))
+	for i, protocol := range protocols {
+		exps[i] = startTraces(b, exporterConfig(b, s, protocol, "bench_"+protocol, "lz4"))
+		if err := exps[i].ConsumeTraces(ctx, td); err != nil { // schema warm-up
 			b.Fatal(err)
 		}
 	}
-	elapsed := time.Since(start)
+	spent := make([]time.Duration, len(protocols))
+	for b.Loop() {
+		for i, exp := range exps {
+			start := time.Now()
+			if err := exp.ConsumeTraces(ctx, td); err != nil {
+				b.Fatalf("%s: %v", protocols[i], err)
+			}
+			spent[i] += time.Since(start)
+		}
+	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N*batch)/elapsed.Seconds(), "spans/s")
+	for i, protocol := range protocols {
+		b.ReportMetric(float64(b.N*batch)/spent[i].Seconds(), protocol+"-spans/s")
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,13 +46,16 @@ func binaryPath(t testing.TB) string {
 	return abs
 }
 
-var readyRe = regexp.MustCompile(`^devclickhouse ready on http://(\S+) data=(.+)$`)
+// readyRe reads the ready line; " native=tcp://ADDR" ends it when the
+// native protocol is served.
+var readyRe = regexp.MustCompile(`^devclickhouse ready on http://(\S+) data=(.+?)(?: native=tcp://(\S+))?$`)
 
 // server is one devclickhouse subprocess.
 type server struct {
 	t      testing.TB
 	cmd    *exec.Cmd
-	addr   string
+	addr   string // HTTP
+	native string // native protocol
 	dir    string
 	stderr *syncBuffer
 	lines  chan string // stdout lines after the ready line
@@ -77,12 +81,19 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startServer starts devclickhouse on a free port with its data in dir and
-// waits for its ready line and a successful /ping. It is stopped at cleanup.
+// startServer starts devclickhouse on free ports (HTTP and native) with its
+// data in dir and waits for its ready line and a successful /ping. It is
+// stopped at cleanup.
 func startServer(t testing.TB, dir string) *server {
 	t.Helper()
+	return startServerArgs(t, dir, "--native-listen", "127.0.0.1:0")
+}
+
+// startServerArgs starts devclickhouse with more arguments.
+func startServerArgs(t testing.TB, dir string, extra ...string) *server {
+	t.Helper()
 	bin := binaryPath(t)
-	args := []string{"--listen", "127.0.0.1:0", "--data", dir}
+	args := append([]string{"--listen", "127.0.0.1:0", "--data", dir}, extra...)
 	if os.Getenv("DEVCLICKHOUSE_TEST_VERBOSE") != "" {
 		args = append(args, "--verbose")
 	}
@@ -135,13 +146,16 @@ func startServer(t testing.TB, dir string) *server {
 		if m == nil {
 			t.Fatalf("unexpected first line %q", line)
 		}
-		s.addr = m[1]
+		s.addr, s.native = m[1], m[3]
 		wantDir, _ := filepath.Abs(dir)
 		if m[2] != wantDir {
 			t.Fatalf("ready line names data dir %q, want %q", m[2], wantDir)
 		}
-		if strings.HasSuffix(s.addr, ":0") {
+		if strings.HasSuffix(s.addr, ":0") || strings.HasSuffix(s.native, ":0") {
 			t.Fatalf("ready line shows port 0: %q", line)
+		}
+		if slices.Contains(extra, "--native-listen") != (s.native != "") {
+			t.Fatalf("ready line %q: native address wanted: %v", line, slices.Contains(extra, "--native-listen"))
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatalf("no ready line within 60s\nstderr:\n%s", s.stderr.String())

@@ -17,14 +17,18 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
-// openClickHouse opens clickhouse-go over HTTP with lz4, as the exporter
-// does, sending settings with every request (the exporter's DSN sends
-// async_insert=1).
-func openClickHouse(t *testing.T, s *server, settings clickhouse.Settings) clickhouse.Conn {
+// openClickHouse opens clickhouse-go over protocol with lz4, as the
+// exporter does, sending settings with every request (the exporter's DSN
+// sends async_insert=1).
+func openClickHouse(t *testing.T, s *server, protocol string, settings clickhouse.Settings) clickhouse.Conn {
 	t.Helper()
+	proto, addr := clickhouse.HTTP, s.addr
+	if protocol == overNative {
+		proto, addr = clickhouse.Native, s.native
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Protocol:    clickhouse.HTTP,
-		Addr:        []string{s.addr},
+		Protocol:    proto,
+		Addr:        []string{addr},
 		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		Settings:    settings,
 		DialTimeout: 10 * time.Second,
@@ -79,13 +83,20 @@ func countRows(t *testing.T, conn clickhouse.Conn, table string) uint64 {
 
 // TestSettingsDeduplicationToken inserts through clickhouse-go with
 // insert_deduplication_token in the context's settings (URL parameters over
-// HTTP): the engine drops a second insert with the same token, whatever its
-// rows, and keeps one with another token. With every request also carrying
-// async_insert=1, as from the exporter.
+// HTTP, the Query packet's settings over the native protocol): the engine
+// drops a second insert with the same token, whatever its rows, and keeps
+// one with another token. With every request also carrying async_insert=1,
+// as from the exporter.
 func TestSettingsDeduplicationToken(t *testing.T) {
 	s := sharedServerFor(t)
-	table := dedupTable(t, s, "dedup_url")
-	conn := openClickHouse(t, s, clickhouse.Settings{"async_insert": 1})
+	for _, protocol := range protocols {
+		t.Run(protocol, func(t *testing.T) { deduplicationToken(t, s, protocol) })
+	}
+}
+
+func deduplicationToken(t *testing.T, s *server, protocol string) {
+	table := dedupTable(t, s, "dedup_"+protocol)
+	conn := openClickHouse(t, s, protocol, clickhouse.Settings{"async_insert": 1})
 	insert := "INSERT INTO " + table
 
 	token := func(tok string) clickhouse.Settings {
@@ -128,19 +139,22 @@ func nativeRows(t *testing.T, s *server, from, n int) string {
 }
 
 // TestSettingsDeduplicationTokenInInsert puts the token in the INSERT's own
-// SETTINGS clause: through clickhouse-go (which keeps the clause only
-// without a column list) and as raw HTTP, Native and text. The INSERT's
-// clause wins over a URL parameter, as in ClickHouse.
+// SETTINGS clause: through clickhouse-go over either protocol (which keeps
+// the clause only without a column list; one token across both) and as raw
+// HTTP, Native and text. The INSERT's clause wins over a URL parameter, as
+// in ClickHouse.
 func TestSettingsDeduplicationTokenInInsert(t *testing.T) {
 	s := sharedServerFor(t)
 	table := dedupTable(t, s, "dedup_head")
-	conn := openClickHouse(t, s, clickhouse.Settings{"async_insert": 1})
-
-	for range 2 {
-		sendBatch(t, conn, "INSERT INTO "+table+" SETTINGS insert_deduplication_token='g1'", nil, 0, 10)
-	}
-	if n := countRows(t, conn, table); n != 10 {
-		t.Fatalf("clickhouse-go, token in the INSERT: %d rows, want 10", n)
+	var conn clickhouse.Conn
+	for _, protocol := range protocols {
+		conn = openClickHouse(t, s, protocol, clickhouse.Settings{"async_insert": 1})
+		for range 2 {
+			sendBatch(t, conn, "INSERT INTO "+table+" SETTINGS insert_deduplication_token='g1'", nil, 0, 10)
+		}
+		if n := countRows(t, conn, table); n != 10 {
+			t.Fatalf("clickhouse-go over %s, token in the INSERT: %d rows, want 10", protocol, n)
+		}
 	}
 
 	native := nativeRows(t, s, 100, 10)
@@ -254,7 +268,7 @@ func TestSettingsDoNotLeak(t *testing.T) {
 		t.Fatalf("implicit_select after a request that changed it: %s, want %s", got, implicit)
 	}
 
-	conn := openClickHouse(t, s, nil)
+	conn := openClickHouse(t, s, overHTTP, nil)
 	var got string
 	ctx := clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{"max_threads": 101}))
 	if err := conn.QueryRow(ctx, "SELECT toString(getSetting('max_threads'))").Scan(&got); err != nil || got != "101" {
@@ -382,7 +396,7 @@ func TestSettingsUnknown(t *testing.T) {
 		t.Errorf("%d rows inserted despite the unknown setting", n)
 	}
 
-	conn := openClickHouse(t, s, nil)
+	conn := openClickHouse(t, s, overHTTP, nil)
 	ctx := clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{"nosuch_setting": 1}))
 	if err := conn.QueryRow(ctx, "SELECT 1").Scan(new(uint8)); err == nil || !strings.Contains(err.Error(), "Code: 115") || !strings.Contains(err.Error(), "UNKNOWN_SETTING") {
 		t.Errorf("clickhouse-go query: %v", err)

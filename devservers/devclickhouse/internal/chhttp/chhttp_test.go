@@ -10,15 +10,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ClickHouse/ch-go/compress"
 	"github.com/ClickHouse/ch-go/proto"
+
+	"github.com/otelfailover/otelcol-failover/devservers/devclickhouse/internal/chsession/sessiontest"
 )
 
 func TestSplitInsert(t *testing.T) {
@@ -49,57 +48,15 @@ func TestSplitInsert(t *testing.T) {
 			if !ok {
 				return
 			}
-			if st.head != tc.head || st.format != tc.format || string(st.data) != tc.data {
-				t.Errorf("got head %q format %q data %q", st.head, st.format, st.data)
+			if st.Head != tc.head || st.Format != tc.format || string(st.Data) != tc.data {
+				t.Errorf("got head %q format %q data %q", st.Head, st.Format, st.Data)
 			}
 		})
 	}
 }
 
-func TestExplicitFormat(t *testing.T) {
-	for stmt, want := range map[string]string{
-		"SELECT 1":                                   "",
-		"SELECT 1 FORMAT JSON":                       "JSON",
-		"select 1 format JSONEachRow;":               "JSONEachRow",
-		"SELECT 1 FORMAT CSV SETTINGS max_threads=1": "CSV",
-		"SELECT 'FORMAT x' AS y":                     "",
-		"SELECT 1\nFORMAT Native\n":                  "Native",
-	} {
-		if got := explicitFormat(stmt); got != want {
-			t.Errorf("explicitFormat(%q) = %q, want %q", stmt, got, want)
-		}
-	}
-}
-
-func TestFirstKeyword(t *testing.T) {
-	for stmt, want := range map[string]string{
-		"  select 1":                      "SELECT",
-		"-- comment\nINSERT INTO t":       "INSERT",
-		"/* c */ (SELECT 1)":              "SELECT",
-		"USE db":                          "USE",
-		"":                                "",
-		"CREATE TABLE t (a UInt8) ENGINE": "CREATE",
-	} {
-		if got := firstKeyword(stmt); got != want {
-			t.Errorf("firstKeyword(%q) = %q, want %q", stmt, got, want)
-		}
-	}
-}
-
-func TestEngineException(t *testing.T) {
-	e := engineException("Code: 469. DB::Exception: Code: 469. DB::Exception: Constraint `c` is violated. (VIOLATED_CONSTRAINT)")
-	if e.Code != 469 || e.Text != "Code: 469. DB::Exception: Constraint `c` is violated. (VIOLATED_CONSTRAINT)" {
-		t.Errorf("nested: %+v", e)
-	}
-	e = engineException("Code: 27. DB::Exception: Cannot parse input: expected '\\t'. (CANNOT_PARSE_INPUT_ASSERTION_FAILED)\n")
-	if e.Code != 27 || httpStatus(e.Code) != 400 {
-		t.Errorf("parse: %+v", e)
-	}
-	e = engineException("something odd")
-	if e.Code != 1001 || e.Text != "Code: 1001. DB::Exception: something odd. (STD_EXCEPTION)" {
-		t.Errorf("no code: %+v", e)
-	}
-	for code, status := range map[int]int{60: 404, 62: 400, 53: 400, 81: 404, 241: 500, 252: 500, 159: 408, 48: 501, 194: 401, 497: 403} {
+func TestHTTPStatus(t *testing.T) {
+	for code, status := range map[int]int{27: 400, 60: 404, 62: 400, 53: 400, 81: 404, 241: 500, 252: 500, 159: 408, 48: 501, 194: 401, 497: 403, 1001: 500} {
 		if got := httpStatus(code); got != status {
 			t.Errorf("httpStatus(%d) = %d, want %d", code, got, status)
 		}
@@ -178,46 +135,15 @@ func TestReencodeNative(t *testing.T) {
 }
 
 // fakeEngine records statements and answers from a function.
-type fakeEngine struct {
-	mu      sync.Mutex
-	queries []string
-	files   []string // contents of files named by file(...) / INFILE
-	answer  func(q, format string) ([]byte, error)
-	// baseline answers the query for the session's changed settings
-	// (JSONCompactEachRow rows).
-	baseline string
-}
-
-var fileRe = regexp.MustCompile(`(?:file\(|INFILE )'([^']+)'`)
-
-func (f *fakeEngine) Query(q []byte, format string) ([]byte, error) {
-	f.mu.Lock()
-	f.queries = append(f.queries, string(q))
-	if m := fileRe.FindStringSubmatch(string(q)); m != nil {
-		b, _ := os.ReadFile(m[1])
-		f.files = append(f.files, string(b))
-	}
-	answer := f.answer
-	f.mu.Unlock()
-	if strings.HasPrefix(string(q), "SELECT version()") {
-		return []byte("26.7.2.1\tEtc/UTC\n"), nil
-	}
-	if string(q) == baselineQuery {
-		return []byte(f.baseline), nil
-	}
-	if answer != nil {
-		return answer(string(q), format)
-	}
-	return nil, nil
-}
+type fakeEngine = sessiontest.Engine
 
 func newTestServer(t *testing.T, eng *fakeEngine) *httptest.Server {
 	t.Helper()
-	s, err := New(eng, Options{TempDir: t.TempDir()})
+	sess, err := sessiontest.NewSession(eng, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s)
+	ts := httptest.NewServer(New(sess, Options{}))
 	t.Cleanup(ts.Close)
 	return ts
 }
@@ -235,7 +161,7 @@ func get(t *testing.T, ts *httptest.Server, method string, params url.Values, bo
 }
 
 func TestPanicIsAnError(t *testing.T) {
-	eng := &fakeEngine{answer: func(q, _ string) ([]byte, error) {
+	eng := &fakeEngine{Answer: func(q, _ string) ([]byte, error) {
 		if strings.Contains(q, "boom") {
 			var m map[string]int
 			m["x"]++ // nil map write: a runtime panic
@@ -254,7 +180,7 @@ func TestPanicIsAnError(t *testing.T) {
 }
 
 func TestCompressedRequestAndResponse(t *testing.T) {
-	eng := &fakeEngine{answer: func(q, _ string) ([]byte, error) {
+	eng := &fakeEngine{Answer: func(q, _ string) ([]byte, error) {
 		if strings.HasPrefix(q, "SELECT big") {
 			return bytes.Repeat([]byte("0123456789abcdef"), 200_000), nil // > 1 frame
 		}
@@ -278,9 +204,8 @@ func TestCompressedRequestAndResponse(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("%v insert: %d %q", m, resp.StatusCode, b)
 		}
-		eng.mu.Lock()
-		got := eng.files[len(eng.files)-1]
-		eng.mu.Unlock()
+		files := eng.Files()
+		got := files[len(files)-1]
 		if got != "1\ta\n2\tb\n" {
 			t.Errorf("%v: engine read %q", m, got)
 		}
@@ -324,10 +249,8 @@ func TestDatabaseSelection(t *testing.T) {
 			t.Fatalf("%d %q", resp.StatusCode, b)
 		}
 	}
-	eng.mu.Lock()
-	defer eng.mu.Unlock()
 	var uses []string
-	for _, q := range eng.queries {
+	for _, q := range eng.Statements() {
 		if strings.HasPrefix(q, "USE ") {
 			uses = append(uses, q)
 		}

@@ -4,11 +4,7 @@
 package chhttp
 
 import (
-	"bytes"
-	"errors"
-	"io"
-
-	"github.com/ClickHouse/ch-go/proto"
+	"github.com/otelfailover/otelcol-failover/devservers/devclickhouse/internal/nativeblock"
 )
 
 // reencodeNative rewrites the engine's Native output (protocol revision 0:
@@ -19,30 +15,13 @@ func reencodeNative(in []byte, revision int) ([]byte, error) {
 	if revision <= 0 || len(in) == 0 {
 		return in, nil
 	}
-	r := proto.NewReader(bytes.NewReader(in))
-	out := &proto.Buffer{Buf: make([]byte, 0, len(in)+len(in)/8+64)}
-	for {
-		var (
-			block   proto.Block
-			results proto.Results
-		)
-		if err := block.DecodeRawBlock(r, 0, results.Auto()); err != nil {
-			if errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && block.Columns == 0 {
-				return out.Buf, nil
-			}
-			return nil, err
-		}
-		input := make([]proto.InputColumn, 0, len(results))
-		for _, col := range results {
-			data, ok := col.Data.(proto.ColInput)
-			if !ok {
-				return nil, errors.New("column " + col.Name + " of type " + string(col.Data.Type()) + " cannot be re-encoded")
-			}
-			input = append(input, proto.InputColumn{Name: col.Name, Data: data})
-		}
-		block.Info = proto.BlockInfo{BucketNum: -1}
-		if err := block.EncodeBlock(out, revision, input); err != nil {
-			return nil, err
-		}
+	out := make([]byte, 0, len(in)+len(in)/8+64)
+	err := nativeblock.TranscodeAll(in, 0, revision, func(block []byte, _ nativeblock.Header) error {
+		out = append(out, block...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
