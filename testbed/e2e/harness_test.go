@@ -49,6 +49,10 @@ type envOptions struct {
 	// beforeCollector runs once ClickHouse and Kafka are up, before the
 	// collector starts (to point a test double at them).
 	beforeCollector func(e *env)
+	// protocol is what the collector's clickhouse members speak to
+	// devclickhouse: stack.ProtocolHTTP (default, also when empty) or
+	// stack.ProtocolNative (forEachProtocol runs a test over both).
+	protocol string
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -71,6 +75,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if e.ch, err = stack.NewClickHouse(root, e.dir); err != nil {
 		t.Fatal(err)
 	}
+	e.ch.Protocol = opts.protocol
 	if !opts.clickHouseDown {
 		e.startClickHouse()
 	}
@@ -165,7 +170,7 @@ func (e *env) load(ctx context.Context, batches, batchSize int, rate float64) *l
 		Signals:   loadgen.AllSignals,
 		Batches:   batches,
 		BatchSize: batchSize,
-		Workers:   2,
+		Workers:   clientConnections,
 		Rate:      rate,
 		RetryFor:  2 * time.Minute,
 	})

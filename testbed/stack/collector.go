@@ -34,7 +34,8 @@ type Collector struct {
 }
 
 // NewCollector prepares (does not start) a collector running config, wired
-// to ch and kafka (either may be nil: then the address points nowhere).
+// to ch and kafka (either may be nil: then the address points nowhere). The
+// clickhouse endpoint it gets is that of ch.Protocol (HTTP by default).
 func NewCollector(root, dir, config string, ch *ClickHouse, kafka *Kafka, extraEnv ...string) (*Collector, error) {
 	ports := make([]int, 5)
 	for i := range ports {
@@ -54,7 +55,10 @@ func NewCollector(root, dir, config string, ch *ClickHouse, kafka *Kafka, extraE
 	}
 	chEndpoint, brokers := "http://127.0.0.1:1", "127.0.0.1:1"
 	if ch != nil {
-		chEndpoint = ch.Endpoint()
+		var err error
+		if chEndpoint, err = ch.CollectorEndpoint(); err != nil {
+			return nil, err
+		}
 	}
 	if kafka != nil {
 		brokers = kafka.Addr

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,36 +27,125 @@ var (
 	PoisonTopics = []string{"otlp_spans_poison", "otlp_metrics_poison", "otlp_logs_poison"}
 )
 
-// ClickHouse is bin/devclickhouse on a fixed loopback port with its own data
-// directory, so it can be stopped and started again.
+// The protocols the collector's clickhouse members can speak to
+// devclickhouse (ClickHouse.Protocol).
+const (
+	// ProtocolHTTP is the HTTP interface: an http://HOST:PORT endpoint
+	// (ClickHouse's port 8123).
+	ProtocolHTTP = "http"
+	// ProtocolNative is ClickHouse's native TCP protocol: a tcp://HOST:PORT
+	// endpoint (clickhouse-go's DSN; ClickHouse's port 9000).
+	ProtocolNative = "native"
+)
+
+// Protocols are the protocols the collector can use, HTTP first.
+var Protocols = []string{ProtocolHTTP, ProtocolNative}
+
+// ClickHouse is bin/devclickhouse on fixed loopback ports (HTTP and native
+// TCP) with its own data directory, so it can be stopped and started again
+// at the same addresses.
 type ClickHouse struct {
 	*Process
-	Addr   string
-	client *http.Client
+	// Addr is the HTTP interface's host:port.
+	Addr string
+	// NativeAddr is the native protocol's host:port (--native-listen).
+	NativeAddr string
+	// Protocol is what the collector's clickhouse members use
+	// (CollectorEndpoint): ProtocolHTTP (also when empty) or
+	// ProtocolNative. Set it before NewCollector. The tests' own queries
+	// (Query) always go over HTTP.
+	Protocol string
+	client   *http.Client
 }
 
-// NewClickHouse prepares (does not start) a devclickhouse in dir.
+// NewClickHouse prepares (does not start) a devclickhouse in dir, serving
+// the HTTP interface and the native protocol. Both ports are chosen here,
+// once, as free ones, and passed explicitly (not as port 0): every start of
+// this ClickHouse (an outage scenario stops and starts it) listens on the
+// same two addresses, which the collector was given before the first one.
 func NewClickHouse(root, dir string) (*ClickHouse, error) {
-	port, err := FreePort()
-	if err != nil {
-		return nil, err
+	var ports [2]int
+	for i := range ports {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	native := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	return &ClickHouse{
 		Process: &Process{
-			Name:        "devclickhouse",
-			Bin:         filepath.Join(root, "bin", "devclickhouse"),
-			Args:        []string{"--listen", addr, "--data", filepath.Join(dir, "clickhouse-data")},
+			Name: "devclickhouse",
+			Bin:  filepath.Join(root, "bin", "devclickhouse"),
+			Args: []string{"--listen", addr, "--native-listen", native,
+				"--data", filepath.Join(dir, "clickhouse-data")},
 			ReadyPrefix: "devclickhouse ready on ",
 			LogPath:     filepath.Join(dir, "devclickhouse.log"),
 		},
-		Addr:   addr,
-		client: &http.Client{Timeout: 30 * time.Second},
+		Addr:       addr,
+		NativeAddr: native,
+		client:     &http.Client{Timeout: 30 * time.Second},
 	}, nil
 }
 
-// Endpoint is the HTTP endpoint for the clickhouse exporter.
+// readyLine is devclickhouse's ready line (devservers/README.md).
+var readyLine = regexp.MustCompile(`^devclickhouse ready on http://(\S+) data=(.+?)(?: native=tcp://(\S+))?$`)
+
+// Start starts devclickhouse and checks, from its ready line, that it
+// serves both protocols at the addresses chosen in NewClickHouse (a
+// devclickhouse built before --native-listen exits at the unknown flag).
+func (c *ClickHouse) Start(timeout time.Duration) (string, error) {
+	line, err := c.Process.Start(timeout)
+	if err != nil {
+		return line, err
+	}
+	m := readyLine.FindStringSubmatch(line)
+	switch {
+	case m == nil:
+		err = fmt.Errorf("devclickhouse: unexpected ready line %q", line)
+	case m[3] == "":
+		err = fmt.Errorf("devclickhouse: no native address in its ready line %q: rebuild it with `make devservers`", line)
+	case m[1] != c.Addr || m[3] != c.NativeAddr:
+		err = fmt.Errorf("devclickhouse: ready on http://%s and tcp://%s, started for %s and %s", m[1], m[3], c.Addr, c.NativeAddr)
+	}
+	if err != nil {
+		_ = c.Stop(20 * time.Second)
+		return line, err
+	}
+	return line, nil
+}
+
+// Endpoint is the HTTP endpoint, http://HOST:PORT.
 func (c *ClickHouse) Endpoint() string { return "http://" + c.Addr }
+
+// NativeEndpoint is the native protocol's endpoint, tcp://HOST:PORT, as the
+// clickhouse exporter (clickhouse-go's DSN) takes it.
+func (c *ClickHouse) NativeEndpoint() string { return "tcp://" + c.NativeAddr }
+
+// NativeDialTimeout is the dial_timeout the collector's native endpoint
+// sets: the reference configuration's attempt_timeout. clickhouse-go
+// (v2.46.0) bounds a new native connection's handshake by dial_timeout
+// alone (default 30 s), not by the call's context: with ClickHouse hung
+// (the kernel still accepts connections), every attempt that opens a new
+// connection, such as each trial batch of a half-open breaker, would hold
+// its clients up to 30 s instead of attempt_timeout. Queries on pooled
+// connections follow the context's deadline, and so does everything over
+// HTTP. dial_timeout also bounds the wait for a free pooled connection,
+// which the attempt's deadline bounds anyway.
+const NativeDialTimeout = 5 * time.Second
+
+// CollectorEndpoint is the endpoint of Protocol: what the collector gets as
+// CLICKHOUSE_ENDPOINT.
+func (c *ClickHouse) CollectorEndpoint() (string, error) {
+	switch c.Protocol {
+	case "", ProtocolHTTP:
+		return c.Endpoint(), nil
+	case ProtocolNative:
+		return c.NativeEndpoint() + "?dial_timeout=" + NativeDialTimeout.String(), nil
+	}
+	return "", fmt.Errorf("clickhouse: unknown protocol %q (want %q or %q)", c.Protocol, ProtocolHTTP, ProtocolNative)
+}
 
 // Query runs sql (in the request body, so inserts of any size fit) and
 // returns the TabSeparated answer, trimmed. A ClickHouse error names its
@@ -301,4 +391,36 @@ func (k *Kafka) GroupAssigned(ctx context.Context, group, topic string) (bool, e
 		}
 	}
 	return len(ends[topic]) > 0, nil
+}
+
+// GroupMembers is how many members of a Stable consumer group have
+// partitions of topic assigned (0 while the group rebalances).
+func (k *Kafka) GroupMembers(ctx context.Context, group, topic string) (int, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	described, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
+	if err != nil {
+		return 0, err
+	}
+	g, ok := described[group]
+	if !ok || g.Err != nil || g.State != "Stable" {
+		return 0, nil
+	}
+	n := 0
+	for _, m := range g.Members {
+		assigned, ok := m.Assigned.AsConsumer()
+		if !ok {
+			continue
+		}
+		for _, t := range assigned.Topics {
+			if t.Topic == topic && len(t.Partitions) > 0 {
+				n++
+				break
+			}
+		}
+	}
+	return n, nil
 }
