@@ -70,7 +70,7 @@ func (e *env) nativeConnections() (int, error) {
 		return 0, err
 	}
 	var p int
-	if _, err := fmt.Sscan(port, &p); err != nil {
+	if _, err = fmt.Sscan(port, &p); err != nil {
 		return 0, err
 	}
 	local := fmt.Sprintf("0100007F:%04X", p) // 127.0.0.1:port

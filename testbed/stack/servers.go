@@ -78,8 +78,10 @@ func NewClickHouse(root, dir string) (*ClickHouse, error) {
 		Process: &Process{
 			Name: "devclickhouse",
 			Bin:  filepath.Join(root, "bin", "devclickhouse"),
-			Args: []string{"--listen", addr, "--native-listen", native,
-				"--data", filepath.Join(dir, "clickhouse-data")},
+			Args: []string{
+				"--listen", addr, "--native-listen", native,
+				"--data", filepath.Join(dir, "clickhouse-data"),
+			},
 			ReadyPrefix: "devclickhouse ready on ",
 			LogPath:     filepath.Join(dir, "devclickhouse.log"),
 		},
