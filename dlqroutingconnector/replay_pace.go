@@ -19,12 +19,13 @@ import (
 const (
 	// maxHold is how long one replayed request waits for the live side
 	// before it is refused as transient (the record stays uncommitted and
-	// the kafka receiver retries it with its backoff). Long, because each
-	// retry decodes the record again: while ClickHouse is down a held
-	// request costs nothing, and it goes on within holdPoll of the live
-	// side recovering. A rebalance (the receiver's context) or Shutdown
-	// ends the wait at once.
-	maxHold = 10 * time.Second
+	// the kafka receiver retries it with its backoff). Longer than the
+	// receiver's backoff, because each retry decodes the record again; a
+	// held request goes on within holdPoll of the live side recovering. Not
+	// much longer: each refusal counts as a transient replay failure, which
+	// the alert on a DLQ that does not drain reads. A rebalance (the
+	// receiver's context) or Shutdown ends the wait at once.
+	maxHold = 2 * time.Second
 	// holdPoll is how often a held request looks at the live side again.
 	holdPoll = 50 * time.Millisecond
 )

@@ -262,6 +262,9 @@ func (r *router[C, D]) routeReplay(ctx context.Context, md client.Metadata, data
 	}
 	n := int64(r.ops.count(data))
 	if err := r.pace.admit(ctx, int(n)); err != nil {
+		// Held back and not replayed: a transient failure of the replay,
+		// as the alert on a DLQ that does not drain reads it.
+		r.telemetry.DlqRoutingRoutedItems.Add(ctx, n, r.routedOpts[routeReplay][outcomeTransient]...)
 		return retryable(err)
 	}
 	if r.protectReplayInput {

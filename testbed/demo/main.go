@@ -38,18 +38,25 @@ func main() {
 		keepWorkdir = flag.Bool("keep", false, "keep the working directory (logs, data) after a successful run")
 		killReplay  = flag.Bool("kill-mid-replay", false, "kill the collector (SIGKILL) while it replays the DLQ, then start it again: "+
 			"the replay resumes and ClickHouse drops what it already took (the load then ends with the outage, so that no client request is cut)")
+		protocol = flag.String("protocol", stack.ProtocolHTTP, "what the collector's clickhouse members speak to ClickHouse: "+
+			"http (the HTTP interface, CLICKHOUSE_ENDPOINT=http://HOST:PORT) or native (the native TCP protocol, CLICKHOUSE_ENDPOINT=tcp://HOST:PORT); "+
+			"devclickhouse serves both, the demo's own queries always go over HTTP")
 	)
 	flag.Parse()
+	if *protocol != stack.ProtocolHTTP && *protocol != stack.ProtocolNative {
+		fmt.Fprintf(os.Stderr, "demo: -protocol %q: want %s or %s\n", *protocol, stack.ProtocolHTTP, stack.ProtocolNative)
+		os.Exit(2)
+	}
 	if *killReplay && *loadFor > *outageAt+*outageFor {
 		// A client request cut by the kill would be retried as a new
 		// request: the client's copy, not the collector's, is then
 		// written twice. The kill is meant to hit the replay alone.
 		*loadFor = *outageAt + *outageFor
 	}
-	os.Exit(run(*loadFor, *outageAt, *outageFor, *rate, *batchSize, *replayWait, *keepWorkdir, *killReplay))
+	os.Exit(run(*loadFor, *outageAt, *outageFor, *rate, *batchSize, *replayWait, *keepWorkdir, *killReplay, *protocol))
 }
 
-func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int, replayWait time.Duration, keep, killReplay bool) int {
+func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int, replayWait time.Duration, keep, killReplay bool, protocol string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	defer stack.KillAll() // whatever happens, no process is left behind
@@ -65,6 +72,11 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 	say("working directory %s (logs of every process are there)", dir)
 
 	ch, err := stack.NewClickHouse(root, dir)
+	if err != nil {
+		return fail(err)
+	}
+	ch.Protocol = protocol
+	chEndpoint, err := ch.CollectorEndpoint()
 	if err != nil {
 		return fail(err)
 	}
@@ -86,7 +98,7 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 	if _, err := ch.Start(60 * time.Second); err != nil {
 		return fail(err)
 	}
-	say("ClickHouse engine (chDB) serving on %s", ch.Endpoint())
+	say("ClickHouse engine (chDB) serving HTTP on %s and the native protocol on %s", ch.Endpoint(), ch.NativeEndpoint())
 	if _, err := kafka.Start(30 * time.Second); err != nil {
 		return fail(err)
 	}
@@ -94,7 +106,7 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 	if err := col.StartAndWait(60 * time.Second); err != nil {
 		return fail(err)
 	}
-	say("collector healthy, OTLP/HTTP on %s, config testdata/otelcol-failover.yaml", col.OTLPHTTP)
+	say("collector healthy, OTLP/HTTP on %s, config testdata/otelcol-failover.yaml, ClickHouse over %s (CLICKHOUSE_ENDPOINT=%s)", col.OTLPHTTP, protocol, chEndpoint)
 
 	runID := fmt.Sprintf("demo-%d", time.Now().Unix())
 	batches := int(rate * loadFor.Seconds() / float64(len(loadgen.AllSignals)))
@@ -104,7 +116,7 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 	go func() {
 		loadDone <- loadgen.Run(ctx, loadgen.Options{
 			Endpoint: col.OTLPHTTP, Run: runID, Signals: loadgen.AllSignals,
-			Batches: batches, BatchSize: batchSize, Workers: 2, Rate: rate, RetryFor: 2 * time.Minute,
+			Batches: batches, BatchSize: batchSize, Workers: 96, Rate: rate, RetryFor: 2 * time.Minute,
 		})
 	}()
 
@@ -184,6 +196,7 @@ func run(loadFor, outageAt, outageFor time.Duration, rate float64, batchSize int
 
 	fmt.Println()
 	fmt.Println("┌─ otelcol-failover demo ─────────────────────────────────────────────")
+	fmt.Printf("│ protocol          %s: the clickhouse members wrote over %s\n", protocol, chEndpoint)
 	fmt.Printf("│ sent              %9d items (%d spans, %d metric points, %d log records)\n", sent, res.Items(loadgen.Traces), res.Items(loadgen.Metrics), res.Items(loadgen.Logs))
 	fmt.Printf("│ written live      %9.0f into ClickHouse by failover_group/ingest\n", live)
 	fmt.Printf("│ parked in the DLQ %9.0f into Kafka: ClickHouse down %v, then until a probe found it back\n", parked, outageEnd.Sub(outageStart).Round(time.Second))

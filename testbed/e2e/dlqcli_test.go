@@ -179,7 +179,7 @@ func TestDlqcliStatsAndPeekParkedRecords(t *testing.T) {
 	text := e.dlqCLI("peek", "-n", "2", "--config", config)
 	t.Logf("dlq peek -n 2:\n%s", text)
 	for _, want := range []string{
-		"traces: ", " spans in 1 resource", "metrics: ", " data points in ", "logs: ", " log records in ",
+		"traces: ", " spans in ", "metrics: ", " data points in ", "logs: ", " log records in ",
 		"services: " + e.run, "otelcol-failover-failed-member: " + liveMember, "otelcol-failover-reason: transient:",
 	} {
 		if !strings.Contains(text, want) {

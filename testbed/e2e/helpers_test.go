@@ -37,6 +37,13 @@ var replayGroups = map[string]string{
 }
 
 // replayReceivers are the reference configuration's DLQ kafka receivers.
+// clientConnections is how many requests the load generator has in flight
+// at most: the reference configuration's ingest group batches requests for
+// up to its flush_timeout and answers each client when its batch is written,
+// so a client population at a fixed rate needs many requests in flight, as
+// many SDKs and agents sending at once have.
+const clientConnections = 64
+
 var replayReceivers = []string{"kafka/dlq_traces", "kafka/dlq_metrics", "kafka/dlq_logs"}
 
 // loadOpts sends load described by opts to the collector; Endpoint is filled
@@ -50,7 +57,7 @@ func (e *env) loadOpts(ctx context.Context, opts loadgen.Options) *loadgen.Resul
 		opts.Signals = loadgen.AllSignals
 	}
 	if opts.Workers == 0 {
-		opts.Workers = 2
+		opts.Workers = clientConnections
 	}
 	return loadgen.Run(ctx, opts)
 }

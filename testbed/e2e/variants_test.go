@@ -62,6 +62,10 @@ func TestVariantConfigsFollowTheReference(t *testing.T) {
 		"miswired-replay.yaml": func(cfg map[string]any) {
 			delete(dig(cfg, "exporters"), "failover_group/replay")
 			dig(cfg, "exporters", "failover_group/ingest")["allow_in_replay_pipelines"] = true
+			dig(cfg, "exporters", "failover_group/ingest")["sending_queue"] = map[string]any{"enabled": false}
+			for _, sig := range []string{"traces", "metrics", "logs"} {
+				dig(cfg, "connectors", "dlq_routing/"+sig)["replay"] = map[string]any{"hold_while_failing_over": false}
+			}
 			for _, sig := range []string{"traces", "metrics", "logs"} {
 				dig(cfg, "service", "pipelines", sig+"/replay")["exporters"] = []any{"failover_group/ingest"}
 			}
