@@ -15,12 +15,16 @@ import (
 )
 
 const (
-	dlqTopic        = "otlp_spans_dlq"
-	replayGroup     = "otelcol-failover-replay-traces"
-	steadyBatch     = 20 // spans per request of the steady loads
-	stateClosed     = 0
-	stateOpen       = 2
-	statePollPeriod = 50 * time.Millisecond
+	dlqTopic    = "otlp_spans_dlq"
+	replayGroup = "otelcol-failover-replay-traces"
+	steadyBatch = 20 // spans per request of the steady loads
+	// steadyConnections bounds the steady loads' requests in flight: the
+	// ingest group answers a request when its batch (up to flush_timeout)
+	// is written, so a fixed rate needs many clients at once.
+	steadyConnections = 32
+	stateClosed       = 0
+	stateOpen         = 2
+	statePollPeriod   = 50 * time.Millisecond
 )
 
 var stateNames = map[int]string{0: "closed", 1: "half-open", 2: "open", 3: "unavailable"}
@@ -92,7 +96,7 @@ func (r *stateRecorder) stop() []transition {
 // steadyLoad sends rate spans/s to col for d in the background.
 func (b *bench) steadyLoad(col *stack.Collector, run string, rate float64, d time.Duration) <-chan *loadgen.Result {
 	o := b.traces(col.OTLPHTTP, run)
-	o.BatchSize, o.Workers, o.Rate, o.Duration, o.RetryFor = steadyBatch, 2, rate/steadyBatch, d, 2*time.Minute
+	o.BatchSize, o.Workers, o.Rate, o.Duration, o.RetryFor = steadyBatch, steadyConnections, rate/steadyBatch, d, 2*time.Minute
 	done := make(chan *loadgen.Result, 1)
 	go func() { done <- loadgen.Run(b.ctx, o) }()
 	return done
@@ -111,7 +115,7 @@ func (b *bench) failover() (*section, error) {
 	}
 	defer s.close()
 	name := b.runName("failover")
-	col, err := b.collector(s, group, name)
+	col, err := b.collector(s, groupBatch, name)
 	if err != nil {
 		return nil, err
 	}

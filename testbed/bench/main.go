@@ -20,6 +20,7 @@
 //	down      OTLP → kafka exporter vs OTLP → failover_group(clickhouse down, kafka)
 //	failover  ClickHouse stop → first batch in Kafka; ClickHouse start → group back on the primary
 //	outage    a long ClickHouse outage (-outage, 6 min) under steady load: group vs plain exporter
+//	drain     after a ClickHouse outage (-drain-outage, 3 min): replay rate vs the live path's, live answer times, memory
 //
 // Processes run in their own process groups; all are stopped at the end, and
 // killed on Ctrl-C.
@@ -55,9 +56,15 @@ type options struct {
 	rate           float64
 	outageRate     float64
 	variants       []string
+	drainOutage    time.Duration
+	drainRate      float64
+	drainLive      time.Duration
+	drainQuiet     time.Duration
+	drainCases     []string
+	collectorEnv   []string
 }
 
-var allScenarios = []string{"group", "ceiling", "healthy", "down", "failover", "outage"}
+var allScenarios = []string{"group", "ceiling", "healthy", "down", "failover", "outage", "drain"}
 
 func main() {
 	var o options
@@ -73,6 +80,12 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 4, "connections of the load generator")
 	flag.Float64Var(&o.rate, "rate", 0, "spans/s of the fixed-rate phase; 0: half the throughput the pilot run measured")
 	flag.Float64Var(&o.outageRate, "outage-rate", 200, "spans/s of the steady load in the failover and outage scenarios")
+	flag.DurationVar(&o.drainOutage, "drain-outage", 3*time.Minute, "length of the ClickHouse outage in the drain scenario")
+	flag.Float64Var(&o.drainRate, "drain-rate", 2000, "spans/s of the steady load in the drain scenario")
+	flag.DurationVar(&o.drainLive, "drain-live", 20*time.Second, "length of the saturating live load in the drain scenario")
+	flag.DurationVar(&o.drainQuiet, "drain-quiet", 20*time.Second, "length of the quiet steady load (answer times) before the outage in the drain scenario")
+	cenv := flag.String("collector-env", "", "comma-separated KEY=VALUE added to every collector's environment (e.g. GOMEMLIMIT=80MiB)")
+	dcases := flag.String("drain-cases", "small,large", "cases of the drain scenario: small (100-span requests), large (1000-span requests)")
 	vars := flag.String("variants", "", "comma-separated variant keys to keep in the healthy and down scenarios (for investigations; default: all)")
 	flag.Parse()
 	for s := range strings.SplitSeq(*scen, ",") {
@@ -89,6 +102,16 @@ func main() {
 	for v := range strings.SplitSeq(*vars, ",") {
 		if v = strings.TrimSpace(v); v != "" {
 			o.variants = append(o.variants, v)
+		}
+	}
+	for kv := range strings.SplitSeq(*cenv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			o.collectorEnv = append(o.collectorEnv, kv)
+		}
+	}
+	for c := range strings.SplitSeq(*dcases, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			o.drainCases = append(o.drainCases, c)
 		}
 	}
 	if err := run(o); err != nil {
@@ -198,6 +221,8 @@ func (b *bench) runScenario(name string) (*section, error) {
 		return b.failover()
 	case "outage":
 		return b.outage()
+	case "drain":
+		return b.drain()
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

@@ -84,6 +84,7 @@ var sectionTitles = map[string]string{
 	"down":     "2. ClickHouse down: kafka exporter vs failover_group with an open breaker",
 	"failover": "3. Failover and return: timings",
 	"outage":   "4. A long ClickHouse outage under steady load",
+	"drain":    "5. Draining the DLQ: replay rate vs the live path, live answer times, memory",
 }
 
 func (r *report) write(path string, b *bench) error {

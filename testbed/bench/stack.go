@@ -141,7 +141,7 @@ func (b *bench) collector(s *site, v variant, name string) (*stack.Collector, er
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	col, err := stack.NewCollector(b.root, dir, filepath.Join(b.root, v.Config), s.ch, s.kafka)
+	col, err := stack.NewCollector(b.root, dir, filepath.Join(b.root, v.Config), s.ch, s.kafka, b.opts.collectorEnv...)
 	if err != nil {
 		return nil, err
 	}

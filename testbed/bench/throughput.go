@@ -28,14 +28,19 @@ var (
 		Key: "ch-default", Label: "clickhouse exporter, defaults (`sending_queue` on)",
 		Config: "testbed/bench/testdata/clickhouse.yaml", Exporter: "clickhouse",
 	}
+	// group is the failover group answering each request synchronously
+	// (the reference configuration without the ingest group's
+	// sending_queue): its pairs measure what the group itself costs.
 	group = variant{
-		Key: "group", Label: "failover_group (reference config)",
-		Config: referenceConfig, Exporter: "clickhouse/ingest.live",
-	}
-	groupQueue = variant{
-		Key: "group-queue", Label: "failover_group + group `sending_queue` on",
-		Config: referenceConfig, Sets: []string{"exporters::failover_group/ingest::sending_queue::enabled=true"},
+		Key: "group", Label: "failover_group, synchronous (reference config without its `sending_queue`)",
+		Config: referenceConfig, Sets: []string{"exporters::failover_group/ingest::sending_queue::enabled=false"},
 		Exporter: "clickhouse/ingest.live",
+	}
+	// groupBatch is the reference configuration as it ships: the ingest
+	// group batches in its own sending_queue (wait_for_result).
+	groupBatch = variant{
+		Key: "group-batch", Label: "failover_group, reference config (group `sending_queue` with `batch`, `wait_for_result`)",
+		Config: referenceConfig, Exporter: "clickhouse/ingest.live",
 	}
 	kafkaSync = variant{
 		Key: "kafka-sync", Label: "kafka exporter, `sending_queue` off",
@@ -47,8 +52,9 @@ var (
 		Config: "testbed/bench/testdata/kafka.yaml", Exporter: "kafka",
 	}
 	groupDown = variant{
-		Key: "group-ch-down", Label: "failover_group (reference config), ClickHouse down, breaker open",
-		Config: referenceConfig, Exporter: "kafka/ingest.dlq", ClickHouseDown: true,
+		Key: "group-ch-down", Label: "failover_group, synchronous (reference config without its `sending_queue`), ClickHouse down, breaker open",
+		Config: referenceConfig, Sets: []string{"exporters::failover_group/ingest::sending_queue::enabled=false"},
+		Exporter: "kafka/ingest.dlq", ClickHouseDown: true,
 	}
 )
 
@@ -123,8 +129,8 @@ func (b *bench) healthy() (*section, error) {
 	}
 	defer s.close()
 	return b.throughput(s, plan{scenario: "healthy", sinkCH: true},
-		[]variant{chSync, group, chDefault, groupQueue},
-		[]pair{{group, chSync, true, ""}, {group, chDefault, false, ""}, {groupQueue, chDefault, false, ""}, {chSync, chDefault, false, syncNote}})
+		[]variant{chSync, group, chDefault, groupBatch},
+		[]pair{{group, chSync, true, ""}, {group, chDefault, false, ""}, {groupBatch, chDefault, false, ""}, {chSync, chDefault, false, syncNote}})
 }
 
 func (b *bench) down() (*section, error) {

@@ -16,7 +16,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -95,6 +97,46 @@ type Result struct {
 	// the run (getrusage): the generator plus whatever else the process did
 	// meanwhile, an upper bound of what generating the load cost.
 	ProcessCPU time.Duration
+
+	latMu     sync.Mutex
+	latencies []Latency
+}
+
+// Latency is the answer time of one accepted request: from sending it to
+// its answer (the attempt that was accepted).
+type Latency struct {
+	At   time.Time // when the request was sent
+	Took time.Duration
+}
+
+func (r *Result) addLatency(at time.Time, took time.Duration) {
+	r.latMu.Lock()
+	r.latencies = append(r.latencies, Latency{At: at, Took: took})
+	r.latMu.Unlock()
+}
+
+// Percentiles returns the p-th percentiles (0..100, nearest rank) of the
+// answer times of accepted requests sent in [from, to) (zero times: no
+// bound), and how many requests that is.
+func (r *Result) Percentiles(from, to time.Time, ps ...float64) ([]time.Duration, int) {
+	r.latMu.Lock()
+	var ds []time.Duration
+	for _, l := range r.latencies {
+		if (from.IsZero() || !l.At.Before(from)) && (to.IsZero() || l.At.Before(to)) {
+			ds = append(ds, l.Took)
+		}
+	}
+	r.latMu.Unlock()
+	out := make([]time.Duration, len(ps))
+	if len(ds) == 0 {
+		return out, 0
+	}
+	slices.Sort(ds)
+	for i, p := range ps {
+		rank := int(math.Ceil(p/100*float64(len(ds)))) - 1
+		out[i] = ds[min(max(rank, 0), len(ds)-1)]
+	}
+	return out, len(ds)
 }
 
 // TotalItems is the number of accepted items over all signals.
@@ -243,8 +285,10 @@ func (s *sender) send(ctx context.Context, j job, res *Result) {
 			res.Retries.Add(1)
 		}
 		res.Requests.Add(1)
+		sent := time.Now()
 		err := s.post(ctx, j.signal, body)
 		if err == nil {
+			res.addLatency(sent, time.Since(sent))
 			res.Accepted.Add(1)
 			res.AcceptedItems[j.signal].Add(int64(s.opts.BatchSize))
 			return

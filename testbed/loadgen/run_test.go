@@ -101,3 +101,23 @@ func TestRunDurationOnly(t *testing.T) {
 		t.Fatalf("process CPU not measured: %v", res.ProcessCPU)
 	}
 }
+
+func TestPercentilesNearestRankInWindow(t *testing.T) {
+	r := &Result{}
+	t0 := time.Unix(100, 0)
+	for i := 1; i <= 100; i++ {
+		r.addLatency(t0.Add(time.Duration(i)*time.Second), time.Duration(i)*time.Millisecond)
+	}
+	ps, n := r.Percentiles(time.Time{}, time.Time{}, 50, 99, 100)
+	if n != 100 || ps[0] != 50*time.Millisecond || ps[1] != 99*time.Millisecond || ps[2] != 100*time.Millisecond {
+		t.Fatalf("all: %v of %d", ps, n)
+	}
+	// Requests sent in [t0+51s, t0+61s): latencies 51..60 ms.
+	ps, n = r.Percentiles(t0.Add(51*time.Second), t0.Add(61*time.Second), 50, 100)
+	if n != 10 || ps[0] != 55*time.Millisecond || ps[1] != 60*time.Millisecond {
+		t.Fatalf("window: %v of %d", ps, n)
+	}
+	if _, n = r.Percentiles(t0.Add(time.Hour), time.Time{}, 50); n != 0 {
+		t.Fatalf("empty window has %d", n)
+	}
+}
