@@ -20,7 +20,7 @@ GIT_SHA      := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknow
 GIT_DIRTY    := $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo .dirty)
 VERSION      ?= 0.1.0-dev+$(GIT_SHA)$(GIT_DIRTY)
 
-GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+GO_TEST_FLAGS ?= -race -count=1 -timeout 40m
 
 .PHONY: all demo bench deps build image tools generate check-generate lint test test-unit test-allocs devservers clean help
 
