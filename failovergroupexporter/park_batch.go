@@ -57,9 +57,9 @@ func newParkBatcher[T any](g *group[T], m *member[T], cfg DeadLetterBatchConfig)
 }
 
 // accepts reports whether the batch may be merged: a member before this one
-// passed it by and none tried it, it came without a token, its context carries nothing of its own into the
-// record, and the member takes data (else the usual path passes it by at
-// once).
+// passed it by and none tried it, it came without a token, its context
+// carries nothing of its own into the record, and the member takes data
+// (else the usual path passes it by at once).
 func (p *parkBatcher[T]) accepts(ctx context.Context, d *delivery[T]) bool {
 	if !d.missed || d.tried || d.token.given != "" || p.m.ready.Load() == nil || p.m.breaker.state() != stateClosed {
 		return false
