@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/otelfailover/otelcol-failover/testbed/loadgen"
@@ -273,4 +274,18 @@ func sum[K comparable](m map[K]int64) int64 {
 		n += v
 	}
 	return n
+}
+
+// logTail prints the last limit bytes of the file at path, headed by name,
+// for a test that failed.
+func logTail(t *testing.T, name, path string, limit int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if len(b) > limit {
+		b = b[len(b)-limit:]
+	}
+	t.Logf("==== tail of %s ====\n%s", name, b)
 }

@@ -77,12 +77,7 @@ func (e *env) startPrometheus() *stack.Prometheus {
 	e.t.Cleanup(func() {
 		_ = prom.Stop(10 * time.Second)
 		if e.t.Failed() {
-			if b, rerr := os.ReadFile(prom.LogPath); rerr == nil {
-				if len(b) > 10000 {
-					b = b[len(b)-10000:]
-				}
-				e.t.Logf("==== tail of prometheus.log ====\n%s", b)
-			}
+			logTail(e.t, "prometheus.log", prom.LogPath, 10000)
 		}
 	})
 	if err = prom.StartAndWait(30 * time.Second); err != nil {

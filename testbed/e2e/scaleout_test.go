@@ -131,12 +131,7 @@ func (e *env) secondCollector(args ...string) *stack.Collector {
 	e.t.Cleanup(func() {
 		_ = c.Stop(30 * time.Second)
 		if e.t.Failed() {
-			if b, rerr := os.ReadFile(c.LogPath); rerr == nil {
-				if len(b) > 20000 {
-					b = b[len(b)-20000:]
-				}
-				e.t.Logf("==== tail of collector b's log ====\n%s", b)
-			}
+			logTail(e.t, "collector b's log", c.LogPath, 20000)
 		}
 	})
 	if err := c.StartAndWait(60 * time.Second); err != nil {

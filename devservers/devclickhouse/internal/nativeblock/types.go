@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/otelfailover/otelcol-failover/devservers/devclickhouse/internal/chsession"
 )
 
 // colType is what the transcoder needs to know of a column type: how its
@@ -253,20 +255,8 @@ func splitType(s string) (string, []string, error) {
 }
 
 // skipQuoted returns the index after the quoted literal or identifier that
-// starts at i (backslash escapes, doubled quotes), or len(s).
+// starts at i, or len(s) when it is not closed (chsession's SQL scanner).
 func skipQuoted(s string, i int) int {
-	q := s[i]
-	for j := i + 1; j < len(s); j++ {
-		switch s[j] {
-		case '\\':
-			j++
-		case q:
-			if j+1 < len(s) && s[j+1] == q {
-				j++
-				continue
-			}
-			return j + 1
-		}
-	}
-	return len(s)
+	end, _ := chsession.SkipQuoted(s, i)
+	return end
 }
