@@ -273,6 +273,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"queue_without_retry", "retry_on_failure::enabled", errQueueWithoutRetry},
 		{"queue_retry_bounded", "retry_on_failure::max_elapsed_time", errQueueRetryBounded},
 		{"table_window_negative", "deduplication::table_window", errNegative},
+		{"waiting_queue_retry_unbounded", "retry_on_failure::max_elapsed_time", errWaitingQueueRetryUnbounded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -414,3 +415,24 @@ members:
 	assert.Equal(t, append([]string{"tenant"}, dlqmeta.HeaderKeys...), k.QueueBatchConfig.Get().Batch.Get().Partition.MetadataKeys)
 	assert.Equal(t, append([]string{"tenant"}, dlqmeta.HeaderKeys...), k.IncludeMetadataKeys)
 }
+
+// A queue that waits for results leaves the data with its clients: a batch
+// no member takes goes back to them, so the group's retry stays off unless
+// set (bounded: see waiting_queue_retry_unbounded in invalid.yaml).
+func TestWaitingQueueKeepsRetryOff(t *testing.T) {
+	cfg, err := decodeConfig(t, NewFactory(), `
+members: [{debug: {}}]
+sending_queue: {enabled: true, wait_for_result: true, batch: {flush_timeout: 200ms}}
+`)
+	require.NoError(t, err)
+	assert.False(t, cfg.BackOffConfig.Enabled)
+
+	cfg, err = decodeConfig(t, NewFactory(), `
+members: [{debug: {}}]
+sending_queue: {enabled: true, wait_for_result: true}
+retry_on_failure: {enabled: true, initial_interval: 500ms, max_interval: 1s, max_elapsed_time: 2s}
+`)
+	require.NoError(t, err, "a bounded retry is the user's choice")
+	assert.True(t, cfg.BackOffConfig.Enabled)
+}
+
