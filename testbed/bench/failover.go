@@ -95,10 +95,8 @@ func (r *stateRecorder) stop() []transition {
 
 // steadyLoad sends rate spans/s to col for d in the background.
 func (b *bench) steadyLoad(col *stack.Collector, run string, rate float64, d time.Duration) <-chan *loadgen.Result {
-	o := b.traces(col.OTLPHTTP, run)
-	o.BatchSize, o.Workers, o.Rate, o.Duration, o.RetryFor = steadyBatch, steadyConnections, rate/steadyBatch, d, 2*time.Minute
 	done := make(chan *loadgen.Result, 1)
-	go func() { done <- loadgen.Run(b.ctx, o) }()
+	go func() { done <- b.load(b.ctx, col, run, steadyBatch, steadyConnections, rate, d) }()
 	return done
 }
 
