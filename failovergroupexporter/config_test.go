@@ -435,4 +435,3 @@ retry_on_failure: {enabled: true, initial_interval: 500ms, max_interval: 1s, max
 	require.NoError(t, err, "a bounded retry is the user's choice")
 	assert.True(t, cfg.BackOffConfig.Enabled)
 }
-
