@@ -145,7 +145,12 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index i
 		m.tableSetup = newTableSetup(cfg, g.sig.name, g.cfg.Deduplication)
 	}
 	m.onAvailability = func() { g.onAvailabilityChange(m) }
-	m.onStatus = g.reportStatus
+	m.onStatus = func() {
+		g.reportStatus()
+		if st := m.state(); !mc.deadLetter && (st == stateClosed || st == stateHalfOpen) {
+			g.flushParked()
+		}
+	}
 	first, err := m.newExporter(ctx)
 	if err != nil {
 		return nil, err

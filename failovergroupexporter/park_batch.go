@@ -163,6 +163,18 @@ func (p *parkBatcher[T]) write(b *parkBatch[T]) error {
 	return f.err
 }
 
+// flushNow writes the record being filled at once. Called when a member
+// before the dead-letter one answers again (its breaker half-open after a
+// probe, or closed): the outage is over, and the callers parked in the
+// record need not wait out linger for a record few batches will join.
+func (p *parkBatcher[T]) flushNow() {
+	p.mu.Lock()
+	if p.cur != nil {
+		p.sealLocked(p.cur)
+	}
+	p.mu.Unlock()
+}
+
 // shutdown writes every pending record now and waits for them.
 func (p *parkBatcher[T]) shutdown() {
 	p.once.Do(func() { close(p.stop) })
@@ -173,6 +185,16 @@ var (
 	errParkBreakerOpen = errors.New("circuit breaker open")
 	errParkNotTaken    = errors.New("the member did not take the merged record")
 )
+
+// flushParked writes the records being filled by the group's dead-letter
+// members now (parkBatcher.flushNow).
+func (g *group[T]) flushParked() {
+	for _, m := range g.members {
+		if m.park != nil {
+			m.park.flushNow()
+		}
+	}
+}
 
 // parkInto is push's step for a dead-letter member with dead_letter_batch:
 // the batch joins a merged record; what the member did not take moves on as

@@ -148,3 +148,26 @@ func TestDeadLetterBatchConfigErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.key)
 	}
 }
+
+// When the member before the dead-letter one answers again (a probe found
+// it: half-open), the record being filled is written at once: its callers
+// do not wait out linger after the outage is over.
+func TestRecordBeingFilledIsWrittenWhenThePrimaryAnswersAgain(t *testing.T) {
+	h := newHarness(t, allSignals[0], parkBatching, withClock(), withoutProbes())
+	h.waitReady()
+	openPrimary(t, h)
+	h.member("primary").always(succeed())
+	done := make(chan error, 1)
+	parked := time.Now()
+	go func() { done <- h.send("r1", "r2") }()
+	require.Eventually(t, func() bool { return parkPending(h) == 2 }, 30*time.Second, time.Millisecond)
+
+	h.breaker(0).probeSucceeded()
+	require.Equal(t, stateHalfOpen, h.breaker(0).state())
+	require.NoError(t, <-done)
+	// linger (5s) would also have written it: the record must have gone
+	// before, because the breaker left open.
+	assert.Less(t, time.Since(parked), 5*time.Second, "the record waited for linger")
+	assert.Equal(t, []string{"r1", "r2"}, h.member("dlq").callList()[3].ids)
+	assert.Zero(t, parkPending(h))
+}
