@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -20,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"go.uber.org/zap"
 )
 
 // errProbeUnsupportedAuth is returned by newKafkaProbe when the member
@@ -45,6 +47,12 @@ type kafkaProbe struct {
 	// saslName is the SASL mechanism's name, "" without SASL.
 	saslName string
 	opts     []kgo.Opt
+	// recordLimit is the member's producer::max_message_bytes, which the
+	// topics' max.message.bytes should allow (probe_kafka_limit.go);
+	// limitsChecked once the brokers told; logger for what they told.
+	recordLimit   int
+	limitsChecked atomic.Bool
+	logger        *zap.Logger
 
 	mu     sync.Mutex
 	client *kgo.Client
@@ -65,6 +73,9 @@ func newKafkaProbe(cfg *kafkaexporter.Config, topics []string) (destinationProbe
 		opts:   kafkaProbeOpts(cfg),
 
 		autoCreate: cfg.Producer.AllowAutoTopicCreation,
+
+		recordLimit: cfg.Producer.MaxMessageBytes,
+		logger:      zap.NewNop(),
 	}
 	if mechanism != nil {
 		p.saslName = mechanism.Name()
@@ -167,7 +178,11 @@ func (p *kafkaProbe) check(ctx context.Context) error {
 	if err != nil {
 		return p.requestError(ctx, err)
 	}
-	return p.topicsError(resp)
+	if err := p.topicsError(resp); err != nil {
+		return err
+	}
+	p.checkTopicLimits(ctx, cl)
+	return nil
 }
 
 // connect returns the probe's client, building it on first use.

@@ -31,6 +31,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/config/configtls"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // kafkaProbeTimeout stands for probe::timeout: long enough for a local
@@ -308,4 +310,34 @@ func TestKafkaCodeName(t *testing.T) {
 	assert.Equal(t, "UNKNOWN_TOPIC_OR_PARTITION", kafkaCodeName(kerr.UnknownTopicOrPartition.Code))
 	assert.Equal(t, "UNKNOWN_SERVER_ERROR", kafkaCodeName(kerr.UnknownServerError.Code))
 	assert.Equal(t, "error code 31000", kafkaCodeName(31000))
+}
+
+// The probe warns, once, about a topic whose max.message.bytes is below the
+// member's producer::max_message_bytes, and not about one that takes the
+// member's records.
+func TestKafkaProbeWarnsAboutTopicsTakingSmallerRecords(t *testing.T) {
+	c := newTestKafkaCluster(t, kfake.SeedTopics(1, "big"), kfake.BrokerConfigs(map[string]string{"message.max.bytes": "1048588"}))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	require.NoError(t, err)
+	defer cl.Close()
+	_, err = kadm.NewClient(cl).AlterTopicConfigs(t.Context(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: new("8388608")}}, "big")
+	require.NoError(t, err)
+
+	cfg := kafkaMemberConfig(c.ListenAddrs()...)
+	cfg.Producer.MaxMessageBytes = 8388608
+	p := newTestKafkaProbe(t, cfg, "t1", "big").(*kafkaProbe)
+	core, logs := observer.New(zap.DebugLevel)
+	p.logger = zap.New(core)
+	describe := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.DescribeConfigs}, Observe: true, Count: -1})
+
+	require.NoError(t, checkKafka(t, p))
+	require.NoError(t, checkKafka(t, p))
+	assert.Equal(t, 1, describe.Hits(), "asked once")
+	warns := logs.FilterLevelExact(zap.WarnLevel).All()
+	require.Len(t, warns, 1, "one topic below the member's limit")
+	fields := warns[0].ContextMap()
+	assert.Equal(t, "t1", fields["topic"])
+	assert.EqualValues(t, 1048588, fields["topic_max_message_bytes"])
+	assert.EqualValues(t, 8388608, fields["producer_max_message_bytes"])
+	assert.Contains(t, warns[0].Message, "raise the topic's max.message.bytes")
 }
