@@ -40,11 +40,16 @@ func run() int {
 	autoCreate := flag.Bool("auto-create-topics", true, "create unknown topics when a client asks for them")
 	dataDir := flag.String("data", "", "keep the cluster's state in this directory across restarts (kfake persistence); empty keeps everything in memory")
 	verbose := flag.Bool("verbose", false, "log broker warnings and errors to stderr")
+	maxMessageBytes := flag.Int("message-max-bytes", 1048588, "largest record batch the broker accepts, after compression (Kafka's message.max.bytes, the default of every topic's max.message.bytes)")
 	flag.Parse()
 	logger := log.New(os.Stderr, "devkafka: ", log.LstdFlags)
 
 	if *partitions < 1 {
 		logger.Print("--partitions must be at least 1")
+		return 2
+	}
+	if *maxMessageBytes < 1024 {
+		logger.Print("--message-max-bytes must be at least 1024")
 		return 2
 	}
 	host, portStr, err := net.SplitHostPort(*listen)
@@ -100,6 +105,7 @@ func run() int {
 		kfake.ClusterID("devkafka"),
 		kfake.DefaultNumPartitions(*partitions),
 		kfake.GroupMinSessionTimeout(time.Second),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(*maxMessageBytes)}),
 	}
 	if len(seed) > 0 {
 		opts = append(opts, kfake.SeedTopics(int32(*partitions), seed...))
