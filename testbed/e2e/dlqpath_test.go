@@ -27,22 +27,26 @@ import (
 // data mixed with good. Reference configuration, real OTLP clients (HTTP and
 // gRPC), the real binary, devkafka and devclickhouse.
 
-// kafkaRecordLimit is the kafka exporter's default producer::max_message_bytes,
-// which the reference configuration keeps.
-const kafkaRecordLimit = 1_000_000
+// kafkaRecordLimit is the reference configuration's kafka/dlq
+// producer::max_message_bytes (8 MiB; checked in variants_test.go).
+const kafkaRecordLimit = 8 << 20
 
-// During a ClickHouse outage, OTLP requests of 1 MB, 3.3 MB and 10 MB, over
-// OTLP/HTTP and OTLP/gRPC, of every signal, are all accepted: the group
-// parks each in records that fit producer::max_message_bytes, and every item
-// reaches ClickHouse after the replay.
+// During a ClickHouse outage, OTLP requests of 1 MB (one record), of just
+// over a record (9 MB) and of 19 MB (just under the OTLP/HTTP receiver's
+// 20 MiB body limit), over OTLP/HTTP and OTLP/gRPC, of every signal, are all
+// accepted: the group parks each in records that fit
+// producer::max_message_bytes, and every item reaches ClickHouse after the
+// replay.
 func TestLargeRequestsAreParkedAndReplayed(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.warmUp()
 	e.waitReplayConsumers()
 	e.stopClickHouse()
 
-	sizes := []int{1_000_000, 3_300_000, 10_000_000}
-	const attrs = 10
+	sizes := []int{1_000_000, 9_000_000, 19_000_000}
+	// Items of ~2 KB: the ingest group's batches (up to 10,000 items) are
+	// then larger than a record, so the group itself cuts them by size.
+	const attrs = 40
 	// The same item count for every signal, each request at least size
 	// bytes: items of the signal whose items encode smallest set the count.
 	perItem := 0
@@ -92,6 +96,9 @@ func TestLargeRequestsAreParkedAndReplayed(t *testing.T) {
 		t.Logf("%s: %d records, the largest %d bytes", topic, len(recs), largest)
 		if largest > kafkaRecordLimit {
 			t.Errorf("%s: a record of %d bytes, over producer::max_message_bytes (%d)", topic, largest, kafkaRecordLimit)
+		}
+		if largest < kafkaRecordLimit/2 {
+			t.Errorf("%s: the largest record holds %d bytes: batches were not cut by size up to producer::max_message_bytes (%d)", topic, largest, kafkaRecordLimit)
 		}
 	}
 

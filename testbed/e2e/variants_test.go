@@ -51,7 +51,7 @@ func TestVariantConfigsFollowTheReference(t *testing.T) {
 			for sig, topic := range map[string]string{"traces": "missing_spans_poison", "metrics": "missing_metrics_poison", "logs": "missing_logs_poison"} {
 				kafka[sig] = map[string]any{"topic": topic}
 			}
-			kafka["producer"] = map[string]any{"allow_auto_topic_creation": false}
+			kafka["producer"].(map[string]any)["allow_auto_topic_creation"] = false
 		},
 		"late-answers.yaml": func(cfg map[string]any) {
 			g := dig(cfg, "exporters", "failover_group/ingest")
@@ -75,6 +75,14 @@ func TestVariantConfigsFollowTheReference(t *testing.T) {
 	ref := loadYAML(t, filepath.Join(root, "testdata", "otelcol-failover.yaml"))
 	if got := dig(ref, "exporters", "failover_group/ingest")["attempt_timeout"]; got != attemptTimeout.String() {
 		t.Errorf("failover_group/ingest attempt_timeout is %v in the reference configuration, the scenarios assume %v (attemptTimeout)", got, attemptTimeout)
+	}
+	dlq := dig(ref, "exporters", "failover_group/ingest")["members"].([]any)[1].(map[string]any)["kafka/dlq"].(map[string]any)
+	limit := dig(dlq, "producer")["max_message_bytes"]
+	if limit != kafkaRecordLimit {
+		t.Errorf("kafka/dlq producer::max_message_bytes is %v in the reference configuration, the scenarios assume %d (kafkaRecordLimit)", limit, kafkaRecordLimit)
+	}
+	if limit, ok := limit.(int); !ok || limit > stack.MessageMaxBytes {
+		t.Errorf("kafka/dlq producer::max_message_bytes (%v) is over devkafka's message.max.bytes (%d, stack.MessageMaxBytes): parked records would be refused", limit, stack.MessageMaxBytes)
 	}
 	for topic, group := range replayGroups {
 		found := false

@@ -190,6 +190,11 @@ func (c *ClickHouse) QueryInts(ctx context.Context, sql string) ([]int64, error)
 	return vals, nil
 }
 
+// MessageMaxBytes is devkafka's message.max.bytes: what the reference
+// configuration asks of the DLQ topics (max.message.bytes of 8 MiB, as large
+// as the kafka/dlq member's producer::max_message_bytes).
+const MessageMaxBytes = 8 << 20
+
 // Kafka is bin/devkafka on a fixed loopback port with the DLQ topics.
 type Kafka struct {
 	*Process
@@ -211,6 +216,7 @@ func NewKafka(root, dir string, partitions int) (*Kafka, error) {
 			Args: []string{
 				"--listen", addr, "--topics", strings.Join(append(slices.Clone(DLQTopics), PoisonTopics...), ","),
 				"--partitions", strconv.Itoa(partitions), "--data", filepath.Join(dir, "kafka-data"),
+				"--message-max-bytes", strconv.Itoa(MessageMaxBytes),
 			},
 			ReadyPrefix: "devkafka ready on ",
 			LogPath:     filepath.Join(dir, "devkafka.log"),
