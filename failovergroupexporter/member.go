@@ -148,7 +148,7 @@ func (g *group[T]) newMember(ctx context.Context, set exporter.Settings, index i
 	m.onStatus = func() {
 		g.reportStatus()
 		if st := m.state(); !mc.deadLetter && (st == stateClosed || st == stateHalfOpen) {
-			g.flushParked()
+			g.flushParked(m)
 		}
 	}
 	first, err := m.newExporter(ctx)

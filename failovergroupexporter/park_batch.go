@@ -186,11 +186,11 @@ var (
 	errParkNotTaken    = errors.New("the member did not take the merged record")
 )
 
-// flushParked writes the records being filled by the group's dead-letter
-// members now (parkBatcher.flushNow).
-func (g *group[T]) flushParked() {
+// flushParked writes now the records being filled by the dead-letter
+// members after before, which answers again (parkBatcher.flushNow).
+func (g *group[T]) flushParked(before *member[T]) {
 	for _, m := range g.members {
-		if m.park != nil {
+		if m.park != nil && m.index > before.index {
 			m.park.flushNow()
 		}
 	}
