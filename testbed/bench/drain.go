@@ -55,6 +55,7 @@ type drainRun struct {
 	liveDuringDrain  float64       // spans/s the live path wrote meanwhile
 	rssBefore        float64       // MiB, before the outage
 	rssOutage        float64       // MiB, peak sampled during the outage
+	rssOutageHalves  [2]float64    // MiB, peaks of its first and second half: flat or growing
 	rssDrain         float64       // MiB, peak sampled during the drain
 	accepted, lost   int64
 	dups             int64
@@ -107,14 +108,14 @@ func (b *bench) drain() (*section, error) {
 	row("client p50 / p99 sent between ClickHouse's return and the first replayed insert", func(r *drainRun) string { return pp(r.failbackP, r.failbackN) })
 	row("client p50 / p99 during the drain (sent between the first and the last replayed insert)", func(r *drainRun) string { return pp(r.drainP, r.drainN) })
 	row("**live p99 during the drain / quiet**", func(r *drainRun) string { return "**" + f2(ratioDur(r.drainP, r.quietP)) + "**" })
-	row("RSS before the outage / peak in the outage / peak in the drain, MiB", func(r *drainRun) string {
-		return fmt.Sprintf("%s / %s / %s", f0(r.rssBefore), f0(r.rssOutage), f0(r.rssDrain))
+	row("RSS before the outage / peak in the outage's first half, second half / peak in the drain, MiB", func(r *drainRun) string {
+		return fmt.Sprintf("%s / %s, %s / %s", f0(r.rssBefore), f0(r.rssOutageHalves[0]), f0(r.rssOutageHalves[1]), f0(r.rssDrain))
 	})
 	row("spans accepted / lost / duplicate rows", func(r *drainRun) string {
 		return fmt.Sprintf("%s / %s / %s", thousands(r.accepted), thousands(r.lost), thousands(r.dups))
 	})
 	fmt.Fprintf(&w, `
-Interpretation: a DLQ record is one of the ingest group's batches, merged further while ClickHouse is down by `+"`dead_letter_batch`"+` (up to `+"`linger`"+`, 2 s, or 10,000 items, cut to the kafka member's record limit, `+"`producer::max_message_bytes`"+` 8 MiB, lz4-compressed in Kafka), not one client request; the replay writes each record as one insert, one record at a time per partition (4 partitions here). devclickhouse runs one statement at a time with a fixed cost per insert, so the replay's rate is set by the records' size, which at a steady rate is what arrives within `+"`linger`"+`; the live path at saturation writes inserts of 5,000 to 10,000 spans (`+"`sending_queue::batch`"+`). The price of large records is memory while draining: every partition being replayed holds a decoded record and its insert at once, so the RSS peak of the drain grows with the record size times the partitions a collector replays. The clients' answer times: during the outage a request waits for its merged record (up to `+"`linger`"+`); a request sent after ClickHouse's return but before the group's probe noticed it (within `+"`probe::interval`"+`) is still parked, and its record is written at once when the probe sees ClickHouse; the drain's own window (first to last replayed insert) is what the ×2 goal compares with quiet. Cap the drain with `+"`replay::max_items_per_second`"+` on dlq_routing if live clients need more room.
+Interpretation: a DLQ record is one of the ingest group's batches, merged further while ClickHouse is down by `+"`dead_letter_batch`"+` (up to `+"`linger`"+`, 2 s, or 10,000 items, cut to the kafka member's record limit, `+"`producer::max_message_bytes`"+` 8 MiB, lz4-compressed in Kafka), not one client request; the replay writes each record as one insert, one record at a time per partition (4 partitions here). devclickhouse runs one statement at a time with a fixed cost per insert, so the replay's rate is set by the records' size, which at a steady rate is what arrives within `+"`linger`"+`; the live path at saturation writes inserts of 5,000 to 10,000 spans (`+"`sending_queue::batch`"+`). The price of large records is memory while draining: the replay receiver holds every record of a poll decompressed (`+"`max_fetch_size`"+`, 2 MiB, counts compressed bytes: these synthetic spans compress about 40:1, so a poll holds about 25 records) and the records being replayed, one per partition, decoded with their inserts built; `+"`max_fetch_size: 1`"+` bounds that to one record per poll, for a slower drain (failover_group README, "Replay speed"). The outage's RSS is given per half: a second half above the first would be memory growing with the outage's length. The clients' answer times: during the outage a request waits for its merged record (up to `+"`linger`"+`); a request sent after ClickHouse's return but before the group's probe noticed it (within `+"`probe::interval`"+`) is still parked, and its record is written at once when the probe sees ClickHouse; the drain's own window (first to last replayed insert) is what the ×2 goal compares with quiet. Cap the drain with `+"`replay::max_items_per_second`"+` on dlq_routing if live clients need more room.
 `)
 	var rows []string
 	for _, r := range runs {
@@ -212,9 +213,14 @@ func (b *bench) drainCase(c drainCase) (*drainRun, error) {
 		}
 		return peak, nil
 	}
-	if r.rssOutage, err = peakUntil(func() bool { return time.Since(tStop) >= o.drainOutage }, time.Second); err != nil {
-		return nil, err
+	// Peaks per half of the outage: memory that grows with the outage's
+	// length shows as a second half above the first.
+	for i, until := range []time.Duration{o.drainOutage / 2, o.drainOutage} {
+		if r.rssOutageHalves[i], err = peakUntil(func() bool { return time.Since(tStop) >= until }, time.Second); err != nil {
+			return nil, err
+		}
 	}
+	r.rssOutage = max(r.rssOutageHalves[0], r.rssOutageHalves[1])
 	if _, err = s.ch.Start(60 * time.Second); err != nil {
 		return nil, err
 	}
