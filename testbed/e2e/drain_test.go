@@ -4,10 +4,18 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/confmap"
+
 	"github.com/otelfailover/otelcol-failover/testbed/loadgen"
+	"github.com/otelfailover/otelcol-failover/testbed/stack"
 )
 
 // After an outage the DLQ drains in large inserts, whatever the size of the
@@ -17,18 +25,29 @@ import (
 // rates (live path at saturation, replay) are logged for the reader; the
 // assertions are on what makes the replay fast (record and insert sizes)
 // and on the data (nothing lost, no duplicate), never on a timing. The
-// figures with ratios are in BENCHMARKS.md ("drain").
+// figures with ratios are in BENCHMARKS.md ("drain"). The memory-bound
+// setting the READMEs document, one record per poll (`max_fetch_size: 1`),
+// must drain as completely.
 func TestDrainReplaysInLargeInserts(t *testing.T) {
+	var oneRecordPerPoll []string
+	for _, r := range []string{"kafka/dlq_traces", "kafka/dlq_metrics", "kafka/dlq_logs"} {
+		oneRecordPerPoll = append(oneRecordPerPoll, "--set=receivers::"+r+"::max_fetch_size=1")
+	}
 	for _, tc := range []struct {
 		name string
 		size int     // items per client request
 		rate float64 // requests/s over the three signals during the outage
+		args []string
 	}{
-		{"small requests", 50, 120},
-		{"large requests", 1000, 6},
+		{"small requests", 50, 120, nil},
+		{"large requests", 1000, 6, nil},
+		{"small requests, one record per poll", 50, 120, oneRecordPerPoll},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, envOptions{})
+			if tc.args != nil {
+				requireReplayFetchSize(t, tc.args, 1)
+			}
+			e := newEnv(t, envOptions{collectorArgs: tc.args})
 			e.warmUp()
 			e.waitLiveStarted()
 			e.waitReplayConsumers()
@@ -78,5 +97,36 @@ func TestDrainReplaysInLargeInserts(t *testing.T) {
 				t.Errorf("replayed inserts hold %.0f items on average, want at least 1000", perInsert)
 			}
 		})
+	}
+}
+
+// requireReplayFetchSize checks, with the collector's own print-config, that
+// args set every replay receiver's max_fetch_size to want: a mistyped key
+// would leave the subtest draining with the reference setting, unnoticed.
+func requireReplayFetchSize(t *testing.T, args []string, want int) {
+	t.Helper()
+	root, err := stack.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmdArgs := append([]string{"print-config", "--config", filepath.Join(root, "testdata", "otelcol-failover.yaml")}, args...)
+	out, err := exec.CommandContext(ctx, filepath.Join(root, "bin", "otelcol-failover"), cmdArgs...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("print-config: %v\n%s", err, out)
+	}
+	r, err := confmap.NewRetrievedFromYAML(out)
+	if err != nil {
+		t.Fatalf("print-config output: %v", err)
+	}
+	conf, err := r.AsConf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rcv := range []string{"kafka/dlq_traces", "kafka/dlq_metrics", "kafka/dlq_logs"} {
+		if got := conf.Get("receivers::" + rcv + "::max_fetch_size"); fmt.Sprint(got) != strconv.Itoa(want) {
+			t.Fatalf("%s max_fetch_size = %v after %v, want %d", rcv, got, args, want)
+		}
 	}
 }
