@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,7 @@ import (
 // must drain as completely.
 func TestDrainReplaysInLargeInserts(t *testing.T) {
 	var oneRecordPerPoll []string
-	for _, r := range []string{"kafka/dlq_traces", "kafka/dlq_metrics", "kafka/dlq_logs"} {
+	for _, r := range replayReceivers {
 		oneRecordPerPoll = append(oneRecordPerPoll, "--set=receivers::"+r+"::max_fetch_size=1")
 	}
 	for _, tc := range []struct {
@@ -112,9 +113,14 @@ func requireReplayFetchSize(t *testing.T, args []string, want int) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	cmdArgs := append([]string{"print-config", "--config", filepath.Join(root, "testdata", "otelcol-failover.yaml")}, args...)
-	out, err := exec.CommandContext(ctx, filepath.Join(root, "bin", "otelcol-failover"), cmdArgs...).CombinedOutput()
+	// stdout only: the YAML, without whatever the collector logs.
+	out, err := exec.CommandContext(ctx, filepath.Join(root, "bin", "otelcol-failover"), cmdArgs...).Output()
 	if err != nil {
-		t.Fatalf("print-config: %v\n%s", err, out)
+		var stderr []byte
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("print-config: %v\n%s", err, stderr)
 	}
 	r, err := confmap.NewRetrievedFromYAML(out)
 	if err != nil {
@@ -124,7 +130,7 @@ func requireReplayFetchSize(t *testing.T, args []string, want int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, rcv := range []string{"kafka/dlq_traces", "kafka/dlq_metrics", "kafka/dlq_logs"} {
+	for _, rcv := range replayReceivers {
 		if got := conf.Get("receivers::" + rcv + "::max_fetch_size"); fmt.Sprint(got) != strconv.Itoa(want) {
 			t.Fatalf("%s max_fetch_size = %v after %v, want %d", rcv, got, args, want)
 		}
