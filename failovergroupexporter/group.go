@@ -124,9 +124,6 @@ func (g *group[T]) newProber(m *member[T], dests []*destination) *prober {
 		m.logger.Info("Member has no background probe", zap.String("probe", how))
 		return nil
 	}
-	if kp, ok := p.(*kafkaProbe); ok {
-		kp.logger = m.logger // warns about topics that take smaller records
-	}
 	m.logger.Info("Member is probed in the background while it takes no data",
 		zap.String("probe", how), zap.Duration("interval", g.cfg.Probe.Interval))
 	return newProber(dests, p, g.cfg.Probe, m.logger, newProbeTelemetry(g.tb, g.idStr, m.name))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/clickhouseexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter"
+	"go.uber.org/zap"
 )
 
 // destinationProbe checks, without data, whether a member's destination can
@@ -26,6 +27,13 @@ type destinationProbe interface {
 	check(ctx context.Context) error
 	// close releases the probe's connections.
 	close()
+}
+
+// loggingProbe is a probe that also logs advice about its destination
+// (the kafka probe: topics that take smaller records than the member
+// writes), with the member's logger.
+type loggingProbe interface {
+	setLogger(*zap.Logger)
 }
 
 // partErrors is a probe's answer when only some parts of a destination

@@ -20,6 +20,9 @@ type topicLimit struct {
 	limit int
 }
 
+// setLogger makes the probe log with the member's logger (loggingProbe).
+func (p *kafkaProbe) setLogger(l *zap.Logger) { p.logger = l }
+
 // checkTopicLimits compares, once per probe, the max.message.bytes of the
 // member's topics with its producer::max_message_bytes, and logs a warning
 // for each topic that takes smaller records. Nothing is lost then: the

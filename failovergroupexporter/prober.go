@@ -34,6 +34,9 @@ type prober struct {
 }
 
 func newProber(dests []*destination, p destinationProbe, cfg ProbeConfig, logger *zap.Logger, tel *probeTelemetry) *prober {
+	if l, ok := p.(loggingProbe); ok {
+		l.setLogger(logger)
+	}
 	return &prober{dests: dests, probe: p, interval: cfg.Interval, timeout: cfg.Timeout, logger: logger, tel: tel, now: time.Now, done: make(chan struct{})}
 }
 
